@@ -1,0 +1,57 @@
+# witn — PGXS build. `make && make install` builds and installs the extension;
+# `make unit` and `make fuzz` build and run the core's GoogleTest suite and libFuzzer target;
+# `make installcheck` runs the pg_regress suite against a running server.
+EXTENSION  = witn
+MODULE_big = witn
+DATA       = $(wildcard sql/witn--*.sql)
+DOCS       =
+
+CORE_SRCS = $(sort $(wildcard src/core/*.cpp))
+PG_SRCS   = $(sort $(wildcard src/pg/*.cpp))
+OBJS      = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
+
+REGRESS      = $(patsubst sql/%.sql,%,$(filter-out sql/witn--%,$(sort $(wildcard sql/*.sql))))
+REGRESS_OPTS = --inputdir=. --outputdir=results
+
+PG_CONFIG ?= pg_config
+PG_CXXFLAGS = -std=c++20 -Wall -Wextra -Werror -fvisibility=hidden -Isrc
+SHLIB_LINK  = -lstdc++
+
+# The JIT bitcode would need clang with our C++20 flags; witn has nothing worth inlining.
+override with_llvm = no
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# ---- core tests, independent of PostgreSQL --------------------------------------------------
+UNIT_CXX   ?= g++
+UNIT_FLAGS  = -std=c++20 -Wall -Wextra -Werror -O1 -g -Isrc -Itest/unit
+UNIT_SRCS   = $(sort $(wildcard test/unit/*.cpp))
+
+test/unit/witn_unit: $(CORE_SRCS) $(UNIT_SRCS) $(wildcard src/core/*.hpp) $(wildcard test/unit/*.hpp)
+	$(UNIT_CXX) $(UNIT_FLAGS) -o $@ $(CORE_SRCS) $(UNIT_SRCS) -lgtest -lgtest_main -pthread
+
+unit: test/unit/witn_unit
+	test/unit/witn_unit
+
+FUZZ_CXX     ?= clang++
+FUZZ_FLAGS    = -std=c++20 -g -O1 -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_TARGETS  = $(patsubst %.cpp,%,$(sort $(wildcard test/fuzz/*_fuzz.cpp)))
+FUZZ_SECONDS ?= 60
+
+test/fuzz/%_fuzz: test/fuzz/%_fuzz.cpp $(CORE_SRCS) $(wildcard src/core/*.hpp)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) -o $@ $< $(CORE_SRCS)
+
+fuzz-build: $(FUZZ_TARGETS)
+
+# Runs every fuzz target for FUZZ_SECONDS in total, starting from its seed corpus.
+fuzz: fuzz-build
+	@per=$$(( $(FUZZ_SECONDS) / $(words $(FUZZ_TARGETS)) )); \
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $$t.corpus; \
+	  $$t -max_total_time=$$per -rss_limit_mb=2048 -print_final_stats=1 $$t.corpus test/fuzz/seeds || exit 1; \
+	done
+
+EXTRA_CLEAN = test/unit/witn_unit $(FUZZ_TARGETS) results regression.diffs regression.out
+
+.PHONY: unit fuzz fuzz-build

@@ -1,0 +1,192 @@
+#include "condition.hpp"
+
+#include "error.hpp"
+
+#include <array>
+#include <limits>
+
+namespace witn {
+
+namespace {
+
+struct OpInfo {
+    Op op;
+    const char *name;
+    const char *label;
+    OpGroup group;
+};
+
+constexpr std::array<OpInfo, 16> kOps{{
+    {Op::Seen, "seen", "is seen", OpGroup::Occurrence},
+    {Op::NotSeen, "not seen", "is not seen", OpGroup::Occurrence},
+    {Op::CountGte, "count_gte", "is seen at least N times", OpGroup::Count},
+    {Op::CountLte, "count_lte", "is seen at most N times", OpGroup::Count},
+    {Op::CountGt, "count_gt", "is seen more than N times", OpGroup::Count},
+    {Op::CountLt, "count_lt", "is seen fewer than N times", OpGroup::Count},
+    {Op::CountEq, "count_eq", "is seen exactly N times", OpGroup::Count},
+    {Op::Match, "match", "is equal to", OpGroup::Comparison},
+    {Op::Gte, "gte", "is at least", OpGroup::Comparison},
+    {Op::Lte, "lte", "is at most", OpGroup::Comparison},
+    {Op::Gt, "gt", "is greater than", OpGroup::Comparison},
+    {Op::Lt, "lt", "is less than", OpGroup::Comparison},
+    {Op::NotGte, "not gte", "is missing or has value below", OpGroup::MissingAllowed},
+    {Op::NotLte, "not lte", "is missing or has value above", OpGroup::MissingAllowed},
+    {Op::NotGt, "not gt", "is missing or has value at most", OpGroup::MissingAllowed},
+    {Op::NotLt, "not lt", "is missing or has value at least", OpGroup::MissingAllowed},
+}};
+
+const OpInfo &info(Op op) { return kOps[static_cast<std::size_t>(op)]; }
+
+const char *kOperatorList =
+    "one of \"seen\", \"not seen\", \"count_gte\", \"count_lte\", \"count_gt\", \"count_lt\", "
+    "\"count_eq\", \"match\", \"gte\", \"lte\", \"gt\", \"lt\", \"not gte\", \"not lte\", "
+    "\"not gt\", \"not lt\"";
+
+// Validation limit on a condition's numbers, in plain-notation digits.
+constexpr std::size_t kMaxNumberDigits = 1000;
+
+Decimal number_at(const json::Value &v, const std::string &path, const char *expected) {
+    if (v.kind != json::Kind::Number) fail_validation(path, expected);
+    auto d = Decimal::parse(v.text);
+    if (!d || d->plain_length() > kMaxNumberDigits)
+        fail_validation(path, "a number of at most 1000 digits");
+    return *d;
+}
+
+Leaf leaf_from_json(const json::Value &v, const std::string &path) {
+    if (v.kind != json::Kind::Object)
+        fail_validation(path, "an object {\"fact\", \"operator\", \"value\"?}");
+    for (const auto &[key, _] : v.members)
+        if (key != "fact" && key != "operator" && key != "value") {
+            std::string quoted;
+            json::append_quoted(quoted, key);
+            fail_validation(path, "an object with only the keys \"fact\", \"operator\" and "
+                                  "\"value\" (found " + quoted + ")");
+        }
+    const json::Value *fact = v.find("fact");
+    const json::Value *op = v.find("operator");
+    const json::Value *value = v.find("value");
+    if (!fact) fail_validation(path + ".fact", "present: a non-empty string (the event action)");
+    if (fact->kind != json::Kind::String || fact->text.empty())
+        fail_validation(path + ".fact", "a non-empty string (the event action)");
+    if (fact->text.size() > kMaxFactLength)
+        fail_validation(path + ".fact", "a string of at most 255 bytes");
+    if (!op) fail_validation(path + ".operator", std::string("present: ") + kOperatorList);
+    if (op->kind != json::Kind::String) fail_validation(path + ".operator", kOperatorList);
+
+    Leaf leaf;
+    leaf.fact = fact->text;
+    const OpInfo *found = nullptr;
+    for (const auto &o : kOps)
+        if (op->text == o.name) found = &o;
+    if (!found) fail_validation(path + ".operator", kOperatorList);
+    leaf.op = found->op;
+
+    const std::string value_path = path + ".value";
+    switch (found->group) {
+    case OpGroup::Occurrence:
+        if (value)
+            fail_validation(value_path, std::string("absent: \"") + found->name +
+                                            "\" takes no value");
+        break;
+    case OpGroup::Count: {
+        const char *expected = "a non-negative integer (a count)";
+        if (!value) fail_validation(value_path, std::string("present: ") + expected);
+        Decimal d = number_at(*value, value_path, expected);
+        if (d.is_negative() || !d.is_integer()) fail_validation(value_path, expected);
+        static const Decimal max_count =
+            *Decimal::parse(std::to_string(std::numeric_limits<std::int64_t>::max()));
+        if (d > max_count) fail_validation(value_path, "a count of at most 9223372036854775807");
+        leaf.count = std::stoll(d.to_string()); // integral: digits stop before any ".0"
+        break;
+    }
+    case OpGroup::Comparison:
+    case OpGroup::MissingAllowed: {
+        bool is_match = found->op == Op::Match;
+        const char *expected = is_match ? "a string, number or boolean" : "a number";
+        if (!value) fail_validation(value_path, std::string("present: ") + expected);
+        if (is_match && (value->kind == json::Kind::String || value->kind == json::Kind::Bool)) {
+            leaf.value = Scalar::from_json(*value);
+        } else {
+            leaf.value.kind = Scalar::Kind::Number;
+            leaf.value.number = number_at(*value, value_path, expected);
+        }
+        break;
+    }
+    }
+    return leaf;
+}
+
+} // namespace
+
+OpGroup op_group(Op op) noexcept { return info(op).group; }
+const char *op_name(Op op) noexcept { return info(op).name; }
+const char *op_label(Op op) noexcept { return info(op).label; }
+
+Condition condition_from_json(const json::Value &v) {
+    if (v.kind != json::Kind::Array)
+        fail_validation("", "an array of leaves ([] for a condition that always holds)");
+    if (v.items.size() > kMaxLeaves) fail_validation("", "an array of at most 256 leaves");
+    Condition c;
+    c.reserve(v.items.size());
+    for (std::size_t i = 0; i < v.items.size(); ++i)
+        c.push_back(leaf_from_json(v.items[i], "[" + std::to_string(i) + "]"));
+    return c;
+}
+
+Condition parse_condition(std::string_view text) {
+    if (text.size() > kMaxConditionText) fail_validation("", "at most 64 KiB of JSON");
+    return condition_from_json(json::parse(text, 8));
+}
+
+std::string condition_to_json(const Condition &c) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < c.size(); ++i) {
+        const Leaf &leaf = c[i];
+        if (i) out += ", ";
+        out += "{\"fact\": ";
+        json::append_quoted(out, leaf.fact);
+        out += ", \"operator\": ";
+        json::append_quoted(out, op_name(leaf.op));
+        if (op_group(leaf.op) == OpGroup::Count) {
+            out += ", \"value\": " + std::to_string(leaf.count);
+        } else if (op_group(leaf.op) != OpGroup::Occurrence) {
+            out += ", \"value\": ";
+            out += json::write(leaf.value.to_json());
+        }
+        out += "}";
+    }
+    out += "]";
+    return out;
+}
+
+std::string describe(const Leaf &leaf) {
+    std::string out = leaf.fact + " ";
+    std::string label = op_label(leaf.op);
+    switch (op_group(leaf.op)) {
+    case OpGroup::Occurrence:
+        out += label;
+        break;
+    case OpGroup::Count: {
+        // "is seen at least N times" with N filled in.
+        std::size_t n = label.find('N');
+        out += label.substr(0, n) + std::to_string(leaf.count) + label.substr(n + 1);
+        break;
+    }
+    default:
+        out += label + " " + json::write(leaf.value.to_json());
+    }
+    return out;
+}
+
+std::string describe(const Condition &c) {
+    if (c.empty()) return "always (no leaves)";
+    std::string out;
+    for (std::size_t i = 0; i < c.size(); ++i) {
+        if (i) out += " AND ";
+        out += describe(c[i]);
+    }
+    return out;
+}
+
+} // namespace witn

@@ -1,0 +1,75 @@
+#include "outcome.hpp"
+
+#include "error.hpp"
+#include "evaluator.hpp"
+
+#include <algorithm>
+
+namespace witn {
+
+const char *status_name(Status s) noexcept {
+    switch (s) {
+    case Status::Open: return "OPEN";
+    case Status::Pending: return "PENDING";
+    case Status::Confirmed: return "CONFIRMED";
+    case Status::Failed: return "FAILED";
+    }
+    return "OPEN";
+}
+
+std::optional<Status> status_from_name(std::string_view name) {
+    for (Status s : {Status::Open, Status::Pending, Status::Confirmed, Status::Failed})
+        if (name == status_name(s)) return s;
+    return std::nullopt;
+}
+
+void validate_event(const Event &event) {
+    if (event.attribution && event.attribution->is_negative())
+        fail_validation("properties.attribution", "a non-negative number (the billing quantity)");
+    if (event.settles_at) {
+        if (*event.settles_at < event.occurred_at)
+            fail_validation("properties.settles_at", "an ISO timestamp not before occurred_at");
+        if (*event.settles_at - event.occurred_at > kMaxSettlementPeriod)
+            fail_validation("properties.settles_at",
+                            "an ISO timestamp at most 180 days after occurred_at");
+    }
+}
+
+OutcomeState OutcomeState::open(const Contract &contract) {
+    OutcomeState s;
+    s.facts = Facts(contract.condition);
+    return s;
+}
+
+Applied apply_event(OutcomeState &state, const Contract &contract, const Event &event,
+                    std::int64_t now) {
+    bool resolved = state.status == Status::Confirmed || state.status == Status::Failed;
+    if (resolved || (state.accepted_events > 0 && state.settles_at <= now)) return Applied::Late;
+
+    state.facts.fold(event.action, event.value, event.occurred_at, event.seq);
+    if (event.attribution) state.attribution.fold(*event.attribution, event.occurred_at, event.seq);
+    state.condition_holds = evaluate(contract.condition, state.facts);
+    if (state.status == Status::Open) {
+        if (state.condition_holds) {
+            state.status = Status::Pending;
+            state.scheduled_resolution = Status::Confirmed;
+        }
+    } else {
+        state.scheduled_resolution = state.condition_holds ? Status::Confirmed : Status::Failed;
+    }
+    // The timer only ever moves later: a back-dated event cannot shorten the window.
+    std::int64_t proposed = event.settles_at ? *event.settles_at
+                                             : event.occurred_at + contract.settlement_period;
+    state.settles_at = state.accepted_events == 0 ? proposed : std::max(state.settles_at, proposed);
+    ++state.accepted_events;
+    return Applied::Accepted;
+}
+
+std::optional<Status> settle(const OutcomeState &state, std::int64_t as_of) {
+    if (state.status == Status::Confirmed || state.status == Status::Failed) return std::nullopt;
+    if (state.accepted_events == 0 || state.settles_at > as_of) return std::nullopt;
+    if (state.status == Status::Open) return Status::Failed;
+    return state.scheduled_resolution.value_or(Status::Confirmed);
+}
+
+} // namespace witn
