@@ -3,8 +3,11 @@
 # `make installcheck` runs the pg_regress suite against a running server.
 EXTENSION  = witn
 MODULE_big = witn
-DATA       = $(wildcard sql/witn--*.sql)
-DOCS       =
+EXTVERSION = 0.1.0
+# The install script is assembled from sql/install/*.sql, one file per concern, in name order.
+INSTALL_PARTS = $(sort $(wildcard sql/install/*.sql))
+DATA_built    = sql/witn--$(EXTVERSION).sql
+DATA          = $(filter-out $(DATA_built),$(wildcard sql/witn--*.sql))
 
 CORE_SRCS = $(sort $(wildcard src/core/*.cpp))
 PG_SRCS   = $(sort $(wildcard src/pg/*.cpp))
@@ -14,7 +17,9 @@ REGRESS      = $(patsubst sql/%.sql,%,$(filter-out sql/witn--%,$(sort $(wildcard
 REGRESS_OPTS = --inputdir=. --outputdir=results
 
 PG_CONFIG ?= pg_config
-PG_CXXFLAGS = -std=c++20 -Wall -Wextra -Werror -fvisibility=hidden -Isrc
+# PostgreSQL's headers are C: include them as system headers so C++ warnings about them do
+# not fail the -Werror build.
+PG_CXXFLAGS = -std=c++20 -Wall -Wextra -Werror -Isrc -isystem $(shell $(PG_CONFIG) --includedir-server)
 SHLIB_LINK  = -lstdc++
 
 # The JIT bitcode would need clang with our C++20 flags; witn has nothing worth inlining.
@@ -22,6 +27,9 @@ override with_llvm = no
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+sql/witn--$(EXTVERSION).sql: $(INSTALL_PARTS)
+	cat $^ > $@
 
 # ---- core tests, independent of PostgreSQL --------------------------------------------------
 UNIT_CXX   ?= g++

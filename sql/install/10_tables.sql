@@ -1,0 +1,220 @@
+
+-- ---------------------------------------------------------------------------------------------
+-- Lookup tables: rate cards, customers, agents, prices. Small; reference tables on Citus.
+-- ---------------------------------------------------------------------------------------------
+CREATE TABLE @extschema@.currencies (
+    code        text PRIMARY KEY CHECK (code ~ '^[A-Z]{3}$'),
+    minor_units smallint NOT NULL CHECK (minor_units BETWEEN 0 AND 4)
+);
+COMMENT ON TABLE @extschema@.currencies IS
+    'ISO 4217 currencies and their minor units: invoice totals are rounded to these, half away from zero. Add rows for currencies not listed.';
+INSERT INTO @extschema@.currencies (code, minor_units) VALUES
+    ('USD', 2), ('EUR', 2), ('GBP', 2), ('CHF', 2), ('CAD', 2), ('AUD', 2), ('NZD', 2),
+    ('SEK', 2), ('NOK', 2), ('DKK', 2), ('PLN', 2), ('CZK', 2), ('INR', 2), ('CNY', 2),
+    ('BRL', 2), ('MXN', 2), ('SGD', 2), ('HKD', 2), ('ZAR', 2), ('JPY', 0), ('KRW', 0),
+    ('ISK', 0), ('CLP', 0), ('VND', 0), ('BHD', 3), ('KWD', 3), ('OMR', 3), ('JOD', 3),
+    ('TND', 3);
+
+CREATE TABLE @extschema@.rate_cards (
+    key        text PRIMARY KEY CHECK (length(key) BETWEEN 1 AND 255),
+    name       text,
+    currency   text NOT NULL REFERENCES @extschema@.currencies (code),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE @extschema@.rate_cards IS
+    'Pricing templates. A rate card has one currency and a price per agent (witn.rate_card_prices); a customer is assigned one rate card.';
+
+CREATE TABLE @extschema@.customers (
+    key           text PRIMARY KEY CHECK (length(key) BETWEEN 1 AND 255),
+    name          text,
+    rate_card_key text NULL REFERENCES @extschema@.rate_cards (key) ON UPDATE CASCADE,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    updated_at    timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE @extschema@.customers IS
+    'The companies or people you bill, by a key you choose. rate_card_key decides their prices.';
+
+CREATE TABLE @extschema@.agents (
+    key                text PRIMARY KEY CHECK (length(key) BETWEEN 1 AND 255),
+    name               text,
+    condition          @extschema@.condition NOT NULL DEFAULT '[]',
+    settlement_period  interval NOT NULL DEFAULT '72 hours'
+        CONSTRAINT agents_settlement_period_range
+        CHECK (settlement_period > interval '0' AND settlement_period <= interval '180 days'),
+    attribution_method text NOT NULL DEFAULT 'last'
+        CONSTRAINT agents_attribution_method_known
+        CHECK (attribution_method IN ('last', 'first', 'sum', 'max', 'min', 'average')),
+    version            integer NOT NULL DEFAULT 1,
+    created_at         timestamptz NOT NULL DEFAULT now(),
+    updated_at         timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE @extschema@.agents IS
+    'Contract templates: the billable condition, the settlement window and how the billing quantity is picked. Edits apply to outcomes opened afterwards.';
+COMMENT ON COLUMN @extschema@.agents.condition IS 'The billable condition; validated when the agent is created or updated.';
+COMMENT ON COLUMN @extschema@.agents.settlement_period IS 'How long after the latest event an outcome settles: more than 0, at most 180 days.';
+COMMENT ON COLUMN @extschema@.agents.attribution_method IS 'How properties.attribution values become the billing quantity: last, first, sum, max, min or average (no attribution: 1).';
+COMMENT ON COLUMN @extschema@.agents.version IS 'Incremented on every change of the contract; outcomes record the version they were opened under.';
+
+CREATE TABLE @extschema@.rate_card_prices (
+    rate_card_key  text NOT NULL REFERENCES @extschema@.rate_cards (key) ON UPDATE CASCADE ON DELETE CASCADE,
+    agent_key      text NOT NULL REFERENCES @extschema@.agents (key) ON UPDATE CASCADE ON DELETE CASCADE,
+    price_per_unit numeric NOT NULL CHECK (price_per_unit >= 0),
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (rate_card_key, agent_key)
+);
+COMMENT ON TABLE @extschema@.rate_card_prices IS
+    'The price per unit of an agent''s confirmed outcome on a rate card, in the rate card''s currency. Snapshotted when an outcome opens.';
+
+-- Readable VALIDATION_ERRORs for agent contracts (the CHECK constraints stay as the backstop),
+-- and the version counter that tells outcomes which contract they were opened under.
+CREATE FUNCTION @extschema@.agents_before_write() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NEW.settlement_period IS NULL OR NEW.settlement_period <= interval '0'
+       OR NEW.settlement_period > interval '180 days' THEN
+        RAISE EXCEPTION USING ERRCODE = 'WT001',
+            MESSAGE = 'VALIDATION_ERROR: settlement_period must be more than 0 and at most 180 days',
+            DETAIL = format('agent %s: settlement_period = %s', NEW.key, NEW.settlement_period),
+            HINT = 'Use an interval such as ''72 hours''.';
+    END IF;
+    IF NEW.attribution_method IS NULL
+       OR NEW.attribution_method NOT IN ('last', 'first', 'sum', 'max', 'min', 'average') THEN
+        RAISE EXCEPTION USING ERRCODE = 'WT001',
+            MESSAGE = 'VALIDATION_ERROR: attribution_method must be one of last, first, sum, max, min, average',
+            DETAIL = format('agent %s: attribution_method = %s', NEW.key, NEW.attribution_method);
+    END IF;
+    IF TG_OP = 'UPDATE' THEN
+        IF (NEW.condition::text, NEW.settlement_period, NEW.attribution_method)
+           IS DISTINCT FROM (OLD.condition::text, OLD.settlement_period, OLD.attribution_method) THEN
+            NEW.version := OLD.version + 1;
+        ELSE
+            NEW.version := OLD.version;
+        END IF;
+        NEW.updated_at := now();
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER agents_before_write BEFORE INSERT OR UPDATE ON @extschema@.agents
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.agents_before_write();
+
+-- ---------------------------------------------------------------------------------------------
+-- The event log and the outcomes it drives.
+-- ---------------------------------------------------------------------------------------------
+CREATE TABLE @extschema@.events (
+    id              bigint GENERATED ALWAYS AS IDENTITY,
+    customer_key    text NOT NULL,
+    key             text NOT NULL,
+    action          text NOT NULL,
+    agent_key       text,
+    properties      jsonb NOT NULL DEFAULT '{}',
+    occurred_at     timestamptz NOT NULL DEFAULT now(),
+    idempotency_key text,
+    received_at     timestamptz NOT NULL DEFAULT now(),
+    late            boolean NOT NULL DEFAULT false,
+    duplicate_of    bigint,
+    PRIMARY KEY (customer_key, id)
+);
+CREATE INDEX events_outcome_idx ON @extschema@.events (customer_key, key, id);
+CREATE INDEX events_idempotency_idx ON @extschema@.events (customer_key, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+COMMENT ON TABLE @extschema@.events IS
+    'The append-only event log and the write path: INSERT (or COPY) events here; triggers keep witn.outcomes current in the same transaction.';
+COMMENT ON COLUMN @extschema@.events.key IS 'The outcome key (1 to 255 characters); with customer_key it names the outcome.';
+COMMENT ON COLUMN @extschema@.events.action IS 'What happened; the condition''s leaves refer to it as their fact.';
+COMMENT ON COLUMN @extschema@.events.agent_key IS 'Required on an outcome''s first event; later events may omit it but may not name another agent.';
+COMMENT ON COLUMN @extschema@.events.properties IS 'Free-form JSON object (at most 256 KiB). Reserved: value (compared by the condition), attribution (billing quantity), settles_at (explicit settlement time).';
+COMMENT ON COLUMN @extschema@.events.idempotency_key IS 'Optional. An event whose key was already accepted for this customer is recorded as a duplicate and not applied again.';
+COMMENT ON COLUMN @extschema@.events.late IS 'Set by witn: the event arrived after its outcome was resolved or due, and did not change it.';
+COMMENT ON COLUMN @extschema@.events.duplicate_of IS 'Set by witn: the id of the earlier event with the same idempotency_key; this one was not applied.';
+
+CREATE TABLE @extschema@.outcomes (
+    id                   bigint GENERATED ALWAYS AS IDENTITY,
+    customer_key         text NOT NULL REFERENCES @extschema@.customers (key) ON UPDATE CASCADE,
+    key                  text NOT NULL,
+    agent_key            text NOT NULL REFERENCES @extschema@.agents (key) ON UPDATE CASCADE,
+    status               @extschema@.outcome_status NOT NULL DEFAULT 'OPEN',
+    scheduled_resolution @extschema@.outcome_status,
+    settles_at           timestamptz NOT NULL,
+    resolved_at          timestamptz,
+    condition            @extschema@.condition NOT NULL,
+    settlement_period    interval NOT NULL,
+    attribution_method   text NOT NULL,
+    agent_version        integer NOT NULL,
+    unit_price           numeric NOT NULL,
+    currency             text NOT NULL,
+    quantity             numeric NOT NULL DEFAULT 1,
+    condition_holds      boolean NOT NULL DEFAULT false,
+    accepted_events      bigint NOT NULL DEFAULT 0,
+    late_events          bigint NOT NULL DEFAULT 0,
+    facts                jsonb NOT NULL DEFAULT '{}',
+    attribution          jsonb NOT NULL DEFAULT '{"n": 0}',
+    last_event_id        bigint,
+    opened_at            timestamptz NOT NULL DEFAULT now(),
+    updated_at           timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (customer_key, id),
+    UNIQUE (customer_key, key),
+    CHECK ((resolved_at IS NULL) = (status IN ('OPEN', 'PENDING')))
+);
+CREATE INDEX outcomes_id_idx ON @extschema@.outcomes (id);
+-- Settlement finds due outcomes through this index only: its cost does not grow with the number
+-- of outcomes that are not due.
+CREATE INDEX outcomes_due_idx ON @extschema@.outcomes (settles_at) WHERE resolved_at IS NULL;
+COMMENT ON TABLE @extschema@.outcomes IS
+    'One row per (customer_key, key): its status, the contract and price it was opened under, the facts its events established and when it settles.';
+COMMENT ON COLUMN @extschema@.outcomes.scheduled_resolution IS 'What a PENDING outcome becomes at settles_at: CONFIRMED if the condition holds after its latest event, else FAILED.';
+COMMENT ON COLUMN @extschema@.outcomes.settles_at IS 'When the outcome settles: the latest accepted event''s occurred_at plus the settlement period (or its properties.settles_at), never moved earlier.';
+COMMENT ON COLUMN @extschema@.outcomes.resolved_at IS 'Equal to settles_at once settled: when the outcome was decided, not when a job ran.';
+COMMENT ON COLUMN @extschema@.outcomes.condition IS 'The agent''s condition when the outcome opened (contract snapshot).';
+COMMENT ON COLUMN @extschema@.outcomes.unit_price IS 'The customer''s rate-card price for the agent when the outcome opened (price snapshot).';
+COMMENT ON COLUMN @extschema@.outcomes.quantity IS 'The billing quantity so far, by attribution_method over every accepted event''s properties.attribution (1 when none).';
+COMMENT ON COLUMN @extschema@.outcomes.facts IS 'Per action the condition mentions: accepted event count and the latest value (by occurred_at, ties by arrival). Kept incrementally; witn.replay recomputes it from the log.';
+COMMENT ON COLUMN @extschema@.outcomes.attribution IS 'Running state of properties.attribution (count, sum, min, max, first, last) behind quantity.';
+
+CREATE TABLE @extschema@.invoice_lines (
+    id           bigint GENERATED ALWAYS AS IDENTITY,
+    customer_key text NOT NULL,
+    outcome_id   bigint NOT NULL,
+    outcome_key  text NOT NULL,
+    agent_key    text NOT NULL,
+    quantity     numeric NOT NULL,
+    unit_price   numeric NOT NULL,
+    amount       numeric NOT NULL,
+    currency     text NOT NULL,
+    resolved_at  timestamptz NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (customer_key, id),
+    UNIQUE (customer_key, outcome_id),
+    FOREIGN KEY (customer_key, outcome_id) REFERENCES @extschema@.outcomes (customer_key, id)
+);
+CREATE INDEX invoice_lines_period_idx ON @extschema@.invoice_lines (customer_key, resolved_at);
+COMMENT ON TABLE @extschema@.invoice_lines IS
+    'Exactly one line per confirmed outcome, written in the transaction that confirmed it. amount = unit_price x quantity, exact, unrounded.';
+
+CREATE TABLE @extschema@.notifications (
+    id           bigint GENERATED ALWAYS AS IDENTITY,
+    customer_key text NOT NULL,
+    outcome_id   bigint NOT NULL,
+    kind         text NOT NULL CHECK (kind IN ('outcome_succeed', 'outcome_failed')),
+    payload      jsonb NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (customer_key, id),
+    UNIQUE (customer_key, outcome_id),
+    FOREIGN KEY (customer_key, outcome_id) REFERENCES @extschema@.outcomes (customer_key, id)
+);
+COMMENT ON TABLE @extschema@.notifications IS
+    'Outbox: one row per resolution, the hosted product''s webhook body in payload; each is also sent with pg_notify(''witn_outcomes'') in the same transaction.';
+
+CREATE TABLE @extschema@.settlement_errors (
+    id           bigint GENERATED ALWAYS AS IDENTITY,
+    customer_key text NOT NULL,
+    outcome_id   bigint NOT NULL,
+    sqlstate     text NOT NULL,
+    message      text NOT NULL,
+    detail       text,
+    occurred_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (customer_key, id)
+);
+COMMENT ON TABLE @extschema@.settlement_errors IS
+    'Outcomes witn.settle() could not settle, and why. The outcome stays due and is retried by the next run.';

@@ -1,0 +1,155 @@
+
+-- ---------------------------------------------------------------------------------------------
+-- Settlement: due outcomes become CONFIRMED or FAILED, with their invoice line and notification,
+-- in one transaction.
+-- ---------------------------------------------------------------------------------------------
+
+-- The notification body: the hosted product's webhook, with an id stable for deduplication
+-- (one resolution per outcome, so the outcome id names it).
+CREATE FUNCTION @extschema@.notification_payload(o @extschema@.outcomes, created_at timestamptz)
+    RETURNS jsonb LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_build_object(
+        'id', 'ntf_' || o.id,
+        'type', CASE o.status WHEN 'CONFIRMED' THEN 'outcome_succeed' ELSE 'outcome_failed' END,
+        'created_at', created_at,
+        'data', jsonb_build_object(
+            'outcome_id', o.id,
+            'outcome_key', o.key,
+            'customer_key', o.customer_key,
+            'agent_key', o.agent_key,
+            'status', o.status,
+            'settles_at', o.settles_at,
+            'resolved_at', o.resolved_at,
+            'quantity', o.quantity,
+            'unit_price', o.unit_price,
+            'amount', CASE WHEN o.status = 'CONFIRMED' THEN o.unit_price * o.quantity END,
+            'currency', o.currency))
+$$;
+COMMENT ON FUNCTION @extschema@.notification_payload(@extschema@.outcomes, timestamptz) IS
+    'The notification body for a resolved outcome: {"id", "type": "outcome_succeed" | "outcome_failed", "created_at", "data": {...}}.';
+
+-- One set-based pass: lock what is due (skipping what another session holds), resolve it, write
+-- its lines and notifications, notify. only_outcome narrows it to one outcome for the
+-- row-by-row retry in settle().
+CREATE FUNCTION @extschema@.settle_batch(as_of timestamptz, max_outcomes integer, only_outcome bigint,
+    OUT confirmed bigint, OUT failed bigint)
+    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    WITH due AS (
+        SELECT o.customer_key, o.id
+          FROM @extschema@.outcomes o
+         WHERE o.resolved_at IS NULL AND o.settles_at <= as_of
+           AND (only_outcome IS NULL OR o.id = only_outcome)
+         ORDER BY o.settles_at
+         LIMIT max_outcomes
+           FOR UPDATE SKIP LOCKED
+    ), resolved AS (
+        UPDATE @extschema@.outcomes o
+           SET status = CASE WHEN o.status = 'OPEN' THEN 'FAILED'::@extschema@.outcome_status
+                             ELSE coalesce(o.scheduled_resolution, 'CONFIRMED') END,
+               resolved_at = o.settles_at,
+               updated_at = now()
+          FROM due
+         WHERE o.customer_key = due.customer_key AND o.id = due.id
+           AND o.resolved_at IS NULL
+        RETURNING o.*
+    ), lines AS (
+        INSERT INTO @extschema@.invoice_lines (customer_key, outcome_id, outcome_key, agent_key,
+                                               quantity, unit_price, amount, currency, resolved_at)
+        SELECT r.customer_key, r.id, r.key, r.agent_key, r.quantity, r.unit_price,
+               r.unit_price * r.quantity, r.currency, r.resolved_at
+          FROM resolved r
+         WHERE r.status = 'CONFIRMED'
+        RETURNING 1
+    ), notes AS (
+        INSERT INTO @extschema@.notifications (customer_key, outcome_id, kind, payload)
+        SELECT r.customer_key, r.id,
+               CASE r.status WHEN 'CONFIRMED' THEN 'outcome_succeed' ELSE 'outcome_failed' END,
+               @extschema@.notification_payload(r, now())
+          FROM resolved r
+        RETURNING payload
+    ), sent AS (
+        SELECT count(pg_notify('witn_outcomes', n.payload::text)) AS n FROM notes n
+    )
+    SELECT count(*) FILTER (WHERE r.status = 'CONFIRMED'),
+           count(*) FILTER (WHERE r.status = 'FAILED')
+      FROM resolved r, sent, (SELECT count(*) FROM lines) l
+$$;
+COMMENT ON FUNCTION @extschema@.settle_batch(timestamptz, integer, bigint) IS
+    'Internal to witn.settle(): one set-based settlement pass.';
+
+CREATE FUNCTION @extschema@.settle(as_of timestamptz DEFAULT now(), max_outcomes integer DEFAULT NULL,
+    OUT confirmed bigint, OUT failed bigint, OUT errors bigint)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    due record;
+    one record;
+    state text;
+    msg text;
+    det text;
+BEGIN
+    IF as_of IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'WT001', MESSAGE = 'VALIDATION_ERROR: as_of must not be null';
+    END IF;
+    IF max_outcomes IS NOT NULL AND max_outcomes < 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'WT001',
+            MESSAGE = 'VALIDATION_ERROR: max_outcomes must be NULL (no limit) or at least 0',
+            DETAIL = format('max_outcomes = %s', max_outcomes);
+    END IF;
+    errors := 0;
+    BEGIN
+        SELECT b.confirmed, b.failed INTO confirmed, failed
+          FROM @extschema@.settle_batch(as_of, max_outcomes, NULL) b;
+        RETURN;
+    EXCEPTION WHEN OTHERS THEN
+        -- Something in the batch failed: settle outcome by outcome so that one bad row is
+        -- reported and skipped while the rest settle.
+        NULL;
+    END;
+    confirmed := 0;
+    failed := 0;
+    FOR due IN
+        SELECT o.customer_key, o.id FROM @extschema@.outcomes o
+         WHERE o.resolved_at IS NULL AND o.settles_at <= as_of
+         ORDER BY o.settles_at
+         LIMIT max_outcomes
+    LOOP
+        BEGIN
+            SELECT * INTO one FROM @extschema@.settle_batch(as_of, 1, due.id);
+            confirmed := confirmed + one.confirmed;
+            failed := failed + one.failed;
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL;
+            errors := errors + 1;
+            INSERT INTO @extschema@.settlement_errors (customer_key, outcome_id, sqlstate, message, detail)
+            VALUES (due.customer_key, due.id, state, msg, nullif(det, ''));
+            RAISE WARNING 'witn: outcome % (customer %) not settled: %', due.id, due.customer_key, msg
+                USING DETAIL = coalesce(det, ''), HINT = 'See witn.settlement_errors; it is retried on the next run.';
+        END;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION @extschema@.settle(timestamptz, integer) IS
+    'Settles every outcome due at as_of (at most max_outcomes, NULL for all): OPEN -> FAILED, PENDING -> scheduled_resolution, resolved_at = settles_at, one invoice line per confirmation, one notification per resolution, all in this transaction. Safe to run concurrently and repeatedly. Returns counts; outcomes that fail are recorded in witn.settlement_errors and skipped.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Invoices.
+-- ---------------------------------------------------------------------------------------------
+CREATE VIEW @extschema@.invoice_line_details WITH (security_invoker = true) AS
+    SELECT l.id, l.customer_key, l.outcome_id, l.outcome_key, l.agent_key, l.quantity,
+           l.unit_price, l.amount, l.currency, l.resolved_at, l.created_at,
+           o.opened_at, o.settles_at, o.agent_version, o.attribution_method
+      FROM @extschema@.invoice_lines l
+      JOIN @extschema@.outcomes o ON o.customer_key = l.customer_key AND o.id = l.outcome_id;
+COMMENT ON VIEW @extschema@.invoice_line_details IS
+    'Invoice lines with the terms of the outcome behind each: what a customer audits.';
+
+CREATE VIEW @extschema@.invoices WITH (security_invoker = true) AS
+    SELECT l.customer_key, l.currency,
+           date_trunc('month', l.resolved_at AT TIME ZONE 'UTC')::date AS month,
+           count(*) AS lines,
+           sum(l.amount) AS amount_exact,
+           round(sum(l.amount), coalesce(c.minor_units, 2)) AS amount
+      FROM @extschema@.invoice_lines l
+      LEFT JOIN @extschema@.currencies c ON c.code = l.currency
+     GROUP BY l.customer_key, l.currency, month, c.minor_units;
+COMMENT ON VIEW @extschema@.invoices IS
+    'Invoice totals per customer, currency and calendar month (UTC, by resolved_at). amount is the exact sum rounded once to the currency''s minor units, half away from zero.';

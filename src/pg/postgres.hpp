@@ -1,0 +1,93 @@
+// The one place the glue includes PostgreSQL, and the barrier between C++ exceptions and
+// PostgreSQL's longjmp-based errors.
+//
+// Rules the glue follows:
+//  * every SQL-callable function is defined with WITN_FUNCTION, so its body runs inside
+//    invoke(), which turns any C++ exception into ereport(ERROR) after every C++ object of the
+//    call has been destroyed;
+//  * every call into PostgreSQL that may raise an error goes through pg(), which catches the
+//    error in PG_TRY and rethrows it as a PgError exception, so a longjmp never skips a C++
+//    destructor. invoke() re-raises PgError as the original PostgreSQL error.
+#pragma once
+
+#define WITN_GLUE 1
+
+#include <cstdint>
+#include <exception>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+extern "C" {
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/elog.h"
+}
+
+#include "core/error.hpp"
+
+namespace witn::pg {
+
+// A PostgreSQL error caught by pg(); the ErrorData lives in the memory context that was current
+// when pg() was entered.
+class PgError : public std::exception {
+public:
+    explicit PgError(ErrorData *data) : data_(data) {}
+    ErrorData *data() const noexcept { return data_; }
+    const char *what() const noexcept override { return "PostgreSQL error"; }
+
+private:
+    ErrorData *data_;
+};
+
+[[noreturn]] void throw_pg_error(MemoryContext context);
+
+// Runs f (which calls PostgreSQL) so that a PostgreSQL error becomes a PgError exception.
+// f itself must not own C++ objects with destructors: it is the C side of the fence.
+template <typename F>
+auto pg(F &&f) -> decltype(f()) {
+    using R = decltype(f());
+    MemoryContext context = CurrentMemoryContext;
+    bool failed = false;
+    if constexpr (std::is_void_v<R>) {
+        PG_TRY();
+        { f(); }
+        PG_CATCH();
+        { failed = true; }
+        PG_END_TRY();
+        if (failed) throw_pg_error(context);
+    } else {
+        R result{};
+        PG_TRY();
+        { result = f(); }
+        PG_CATCH();
+        { failed = true; }
+        PG_END_TRY();
+        if (failed) throw_pg_error(context);
+        return result;
+    }
+}
+
+// Runs impl behind the exception barrier.
+Datum invoke(Datum (*impl)(FunctionCallInfo), FunctionCallInfo fcinfo) noexcept;
+
+// The SQLSTATE of a product error code (class WT).
+int sqlstate(witn::Code code) noexcept;
+
+// A palloc'd copy of s: the way C++ strings leave the glue.
+char *to_cstring(const std::string &s);
+text *to_text(const std::string &s);
+std::string from_text(const text *t);
+
+} // namespace witn::pg
+
+// Declares an SQL-callable function whose body runs behind the barrier.
+#define WITN_FUNCTION(name)                                                                     \
+    static Datum name##_impl(FunctionCallInfo fcinfo);                                         \
+    extern "C" {                                                                                \
+    PG_FUNCTION_INFO_V1(name);                                                                  \
+    Datum name(PG_FUNCTION_ARGS) { return witn::pg::invoke(name##_impl, fcinfo); }              \
+    }                                                                                           \
+    static Datum name##_impl(FunctionCallInfo fcinfo)

@@ -1,0 +1,65 @@
+#include "pg/spi.hpp"
+
+#include <iterator>
+#include <stdexcept>
+
+extern "C" {
+#include "utils/builtins.h"
+}
+
+namespace witn::pg {
+
+KeptPlan::KeptPlan(const char *sql, std::initializer_list<Oid> types)
+    : sql_(sql), nargs_(static_cast<int>(types.size())) {
+    if (types.size() > std::size(types_)) throw std::logic_error("witn: too many plan arguments");
+    int i = 0;
+    for (Oid t : types) types_[i++] = t;
+}
+
+std::uint64_t KeptPlan::run(const Datum *values, const char *nulls, long limit) {
+    return pg([&] {
+        if (!plan_) {
+            SPIPlanPtr p = SPI_prepare(sql_, nargs_, types_);
+            if (!p) elog(ERROR, "witn: SPI_prepare failed (%s) for: %s", SPI_result_code_string(SPI_result), sql_);
+            SPI_keepplan(p);
+            plan_ = p;
+        }
+        int rc = SPI_execute_plan(plan_, const_cast<Datum *>(values), nulls, false, limit);
+        if (rc < 0) elog(ERROR, "witn: SPI_execute_plan failed (%s) for: %s", SPI_result_code_string(rc), sql_);
+        return SPI_processed;
+    });
+}
+
+std::optional<std::string> spi_text(std::uint64_t row, int col) {
+    char *s = pg([&] { return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col); });
+    if (!s) return std::nullopt;
+    std::string out(s);
+    pfree(s);
+    return out;
+}
+
+std::optional<Datum> spi_datum(std::uint64_t row, int col) {
+    bool isnull = false;
+    Datum d = pg([&] { return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, &isnull); });
+    if (isnull) return std::nullopt;
+    return d;
+}
+
+std::int64_t spi_int64(std::uint64_t row, int col) {
+    std::optional<Datum> d = spi_datum(row, col);
+    return d ? DatumGetInt64(*d) : 0;
+}
+
+void spi_connect() {
+    pg([] {
+        if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "witn: SPI_connect failed");
+    });
+}
+
+void spi_finish() {
+    pg([] { SPI_finish(); });
+}
+
+Datum text_datum(const std::string &s) { return PointerGetDatum(to_text(s)); }
+
+} // namespace witn::pg

@@ -1,0 +1,42 @@
+// Thin, guarded access to SPI: plans prepared once per backend and kept, execution and column
+// reads that turn PostgreSQL errors into PgError.
+#pragma once
+
+#include "pg/postgres.hpp"
+
+extern "C" {
+#include "executor/spi.h"
+}
+
+#include <optional>
+#include <string>
+
+namespace witn::pg {
+
+// A statement prepared on first use and kept for the life of the backend.
+class KeptPlan {
+public:
+    KeptPlan(const char *sql, std::initializer_list<Oid> types);
+    // Runs the plan; returns the number of rows processed. nulls: ' ' or 'n' per argument.
+    std::uint64_t run(const Datum *values, const char *nulls, long limit = 0);
+
+private:
+    const char *sql_;
+    Oid types_[32];
+    int nargs_;
+    SPIPlanPtr plan_ = nullptr;
+};
+
+// Column reads from SPI_tuptable's row `row` (columns are 1-based).
+std::optional<std::string> spi_text(std::uint64_t row, int col);
+std::optional<Datum> spi_datum(std::uint64_t row, int col);
+std::int64_t spi_int64(std::uint64_t row, int col);
+
+// SPI_connect / SPI_finish. Every path out of a glue function either finishes SPI or raises an
+// error, and the error's transaction abort releases SPI.
+void spi_connect();
+void spi_finish();
+
+Datum text_datum(const std::string &s);
+
+} // namespace witn::pg
