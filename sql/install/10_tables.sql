@@ -4,16 +4,18 @@
 -- ---------------------------------------------------------------------------------------------
 CREATE TABLE @extschema@.currencies (
     code        text PRIMARY KEY CHECK (code ~ '^[A-Z]{3}$'),
-    minor_units smallint NOT NULL CHECK (minor_units BETWEEN 0 AND 4)
+    minor_units smallint NOT NULL CHECK (minor_units BETWEEN 0 AND 4),
+    builtin     boolean NOT NULL DEFAULT false
 );
 COMMENT ON TABLE @extschema@.currencies IS
     'ISO 4217 currencies and their minor units: invoice totals are rounded to these, half away from zero. Add rows for currencies not listed.';
-INSERT INTO @extschema@.currencies (code, minor_units) VALUES
+INSERT INTO @extschema@.currencies (code, minor_units, builtin)
+SELECT code, minor_units, true FROM (VALUES
     ('USD', 2), ('EUR', 2), ('GBP', 2), ('CHF', 2), ('CAD', 2), ('AUD', 2), ('NZD', 2),
     ('SEK', 2), ('NOK', 2), ('DKK', 2), ('PLN', 2), ('CZK', 2), ('INR', 2), ('CNY', 2),
     ('BRL', 2), ('MXN', 2), ('SGD', 2), ('HKD', 2), ('ZAR', 2), ('JPY', 0), ('KRW', 0),
     ('ISK', 0), ('CLP', 0), ('VND', 0), ('BHD', 3), ('KWD', 3), ('OMR', 3), ('JOD', 3),
-    ('TND', 3);
+    ('TND', 3)) AS c (code, minor_units);
 
 CREATE TABLE @extschema@.rate_cards (
     key        text PRIMARY KEY CHECK (length(key) BETWEEN 1 AND 255),
