@@ -1,24 +1,13 @@
 
 -- ---------------------------------------------------------------------------------------------
--- The write path: validation per row, then one statement trigger that applies the statement's
--- events to their outcomes.
+-- The write path: one statement trigger validates the statement's events and applies them to
+-- their outcomes. A bad row fails the whole statement: nothing is written.
 -- ---------------------------------------------------------------------------------------------
-CREATE FUNCTION @extschema@.event_is_valid(customer_key text, key text, action text,
-    agent_key text, properties jsonb, occurred_at timestamptz, idempotency_key text)
-    RETURNS boolean
-    AS 'MODULE_PATHNAME', 'witn_event_is_valid' LANGUAGE C STABLE PARALLEL SAFE;
-COMMENT ON FUNCTION @extschema@.event_is_valid(text, text, text, text, jsonb, timestamptz, text) IS
-    'Validates one event row (keys, properties, reserved properties, occurred_at); raises the product error or returns true. Backs the events_valid constraint.';
-
-ALTER TABLE @extschema@.events ADD CONSTRAINT events_valid CHECK (
-    @extschema@.event_is_valid(customer_key, key, action, agent_key, properties, occurred_at,
-                               idempotency_key));
-
 CREATE FUNCTION @extschema@.events_apply() RETURNS trigger
     AS 'MODULE_PATHNAME', 'witn_events_apply' LANGUAGE C
     SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION @extschema@.events_apply() IS
-    'Statement trigger on witn.events: opens, updates and times outcomes from the inserted events, in the inserting transaction.';
+    'Statement trigger on witn.events: validates the inserted events, then opens, updates and times their outcomes, in the inserting transaction.';
 
 CREATE TRIGGER events_apply AFTER INSERT ON @extschema@.events
     REFERENCING NEW TABLE AS new_events
@@ -61,3 +50,17 @@ CREATE FUNCTION @extschema@.verify()
 $$;
 COMMENT ON FUNCTION @extschema@.verify() IS
     'Replays every outcome; returns the ones whose stored state differs from their log. Empty means consistent.';
+
+CREATE FUNCTION @extschema@.fold_existing(customer_key text, key text, agent_key text,
+    status text, scheduled_resolution text, settles_at timestamptz, accepted_events bigint,
+    late_events bigint, facts text, attribution text, condition text, settlement_period_us bigint,
+    attribution_method text,
+    OUT status text, OUT scheduled_resolution text, OUT settles_at timestamptz, OUT quantity text,
+    OUT condition_holds boolean, OUT accepted_events bigint, OUT late_events bigint,
+    OUT facts text, OUT attribution text, OUT last_event_id bigint)
+    AS 'MODULE_PATHNAME', 'witn_fold_existing' LANGUAGE C VOLATILE;
+REVOKE EXECUTE ON FUNCTION @extschema@.fold_existing(text, text, text, text, text, timestamptz,
+    bigint, bigint, text, text, text, bigint, text) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.fold_existing(text, text, text, text, text, timestamptz, bigint,
+    bigint, text, text, text, bigint, text) IS
+    'Internal to the events trigger: applies the current statement''s events to an existing, locked outcome.';

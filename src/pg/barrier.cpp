@@ -1,5 +1,6 @@
 #include "pg/postgres.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 
@@ -20,11 +21,11 @@ struct Report {
     char hint[1024] = {};
 };
 
-void copy(char (&dst)[2048], const std::string &src) {
-    std::strncpy(dst, src.c_str(), sizeof dst - 1);
-}
-void copy(char (&dst)[1024], const std::string &src) {
-    std::strncpy(dst, src.c_str(), sizeof dst - 1);
+template <std::size_t N>
+void copy(char (&dst)[N], const std::string &src) {
+    std::size_t n = std::min(src.size(), N - 1);
+    std::memcpy(dst, src.data(), n);
+    dst[n] = '\0';
 }
 
 } // namespace
@@ -52,27 +53,33 @@ void throw_pg_error(MemoryContext context) {
 }
 
 Datum invoke(Datum (*impl)(FunctionCallInfo), FunctionCallInfo fcinfo) noexcept {
+    // Static: filled only on the error path, so the common path costs nothing (a backend runs
+    // one call at a time; a nested call's report is consumed before its caller resumes).
+    static Report report;
     ErrorData *pg_error = nullptr;
-    Report report;
     bool have_report = false;
     try {
         return impl(fcinfo);
     } catch (const PgError &e) {
         pg_error = e.data();
     } catch (const witn::Error &e) {
+        report = Report{};
         report.sqlstate = sqlstate(e.code());
         copy(report.message, e.what());
         copy(report.detail, e.detail());
         copy(report.hint, e.hint());
         have_report = true;
     } catch (const std::bad_alloc &) {
+        report = Report{};
         report.sqlstate = ERRCODE_OUT_OF_MEMORY;
         copy(report.message, "out of memory in witn");
         have_report = true;
     } catch (const std::exception &e) {
+        report = Report{};
         copy(report.message, std::string("witn internal error: ") + e.what());
         have_report = true;
     } catch (...) {
+        report = Report{};
         copy(report.message, "witn internal error: unknown exception");
         have_report = true;
     }

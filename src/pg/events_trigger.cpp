@@ -1,13 +1,14 @@
-// The write path: the CHECK function that validates each event row, and the statement trigger
-// that folds a statement's events into their outcomes in the inserting transaction.
+// The write path: the statement trigger that validates a statement's events and folds them into
+// their outcomes in the inserting transaction.
 //
-// The statement trigger reads the statement's rows from the transition table, takes
+// It reads the statement's rows from the transition table (validating each), takes
 // idempotency locks, then handles one outcome at a time in (customer_key, key) order — the
 // same order in every session, so concurrent multi-outcome batches cannot deadlock — with one
 // read and one write of the outcome row however many of its events the statement carries.
 #include "pg/postgres.hpp"
 
 #include "core/attribution.hpp"
+#include "core/evaluator.hpp"
 #include "core/outcome.hpp"
 #include "pg/condition_type.hpp"
 #include "pg/event_row.hpp"
@@ -20,14 +21,18 @@ extern "C" {
 #include "commands/trigger.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
+#include "access/htup_details.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
+#include "utils/lsyscache.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 }
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <vector>
 
@@ -35,58 +40,15 @@ using namespace witn::pg;
 
 namespace {
 
-std::string cstring_of(Datum d) {
-    char *s = pg([&] { return TextDatumGetCString(d); });
-    std::string out(s);
-    pfree(s);
+// A text key column, checked for length (1 to 255 characters).
+std::string key_column(Datum d, const char *what) {
+    text *t = pg([&] { return DatumGetTextPP(d); });
+    std::string out(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+    check_key(what, out.data(), out.size(), true);
     return out;
 }
 
-// Validation shared by the CHECK constraint: keys, properties and occurred_at.
-void validate_row(FunctionCallInfo fcinfo) {
-    auto key_arg = [&](int n, const char *what, bool required) {
-        if (PG_ARGISNULL(n)) {
-            check_key(what, nullptr, 0, required);
-            return;
-        }
-        text *t = pg([&] { return PG_GETARG_TEXT_PP(n); });
-        check_key(what, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), required);
-    };
-    key_arg(0, "customer_key", true);
-    key_arg(1, "key", true);
-    key_arg(2, "action", true);
-    key_arg(3, "agent_key", false);
-    key_arg(6, "idempotency_key", false);
-    if (PG_ARGISNULL(5))
-        throw witn::Error(witn::Code::ValidationError, "VALIDATION_ERROR: occurred_at is required",
-                          "column occurred_at is null", "Omit occurred_at to use now().");
-    TimestampTz occurred_at = PG_GETARG_TIMESTAMPTZ(5);
-    if (TIMESTAMP_NOT_FINITE(occurred_at))
-        throw witn::Error(witn::Code::ValidationError,
-                          "VALIDATION_ERROR: occurred_at must be a finite timestamp",
-                          "column occurred_at is infinite");
-    if (PG_ARGISNULL(4))
-        throw witn::Error(witn::Code::ValidationError, "VALIDATION_ERROR: properties must be a JSON object",
-                          "column properties is null", "Omit properties or send {}.");
-    Datum raw = PG_GETARG_DATUM(4);
-    std::size_t size = pg([&] { return toast_raw_datum_size(raw); });
-    if (size > kMaxPropertiesBytes)
-        throw witn::Error(witn::Code::PayloadTooLarge,
-                          "PAYLOAD_TOO_LARGE: properties is larger than 256 KiB",
-                          "column properties has " + std::to_string(size) + " bytes",
-                          "Keep event properties under 256 KiB; store large documents elsewhere.");
-    Jsonb *properties = pg([&] { return PG_GETARG_JSONB_P(4); });
-    event_from_properties("", &properties->root, occurred_at, 0, "properties");
-}
-
 } // namespace
-
-// CHECK (witn.event_is_valid(...)) on witn.events: bad input is rejected row by row with a
-// product error, before anything is written.
-WITN_FUNCTION(witn_event_is_valid) {
-    validate_row(fcinfo);
-    return BoolGetDatum(true);
-}
 
 namespace {
 
@@ -140,22 +102,30 @@ std::vector<Row> read_rows(TriggerData *trigger, TimestampTz now) {
         bool isnull = false;
         Row r;
         r.id = DatumGetInt64(attr(c.id, &isnull));
-        r.customer_key = cstring_of(attr(c.customer_key, &isnull));
-        r.key = cstring_of(attr(c.key, &isnull));
-        std::string action = cstring_of(attr(c.action, &isnull));
+        r.customer_key = key_column(attr(c.customer_key, &isnull), "customer_key");
+        r.key = key_column(attr(c.key, &isnull), "key");
+        std::string action = key_column(attr(c.action, &isnull), "action");
         Datum agent = attr(c.agent_key, &isnull);
-        if ((r.has_agent = !isnull)) r.agent_key = cstring_of(agent);
+        if ((r.has_agent = !isnull)) r.agent_key = key_column(agent, "agent_key");
         Datum idem = attr(c.idempotency_key, &isnull);
-        if ((r.has_idempotency_key = !isnull)) r.idempotency_key = cstring_of(idem);
+        if ((r.has_idempotency_key = !isnull)) r.idempotency_key = key_column(idem, "idempotency_key");
         TimestampTz occurred_at = DatumGetTimestampTz(attr(c.occurred_at, &isnull));
+        if (TIMESTAMP_NOT_FINITE(occurred_at))
+            throw witn::Error(witn::Code::ValidationError,
+                              "VALIDATION_ERROR: occurred_at must be a finite timestamp",
+                              "event " + r.key + ": occurred_at is infinite");
         r.restored = DatumGetTimestampTz(attr(c.received_at, &isnull)) != now;
         r.given_late = DatumGetBool(attr(c.late, &isnull));
         Datum dup = attr(c.duplicate_of, &isnull);
         if (!isnull) r.given_duplicate_of = DatumGetInt64(dup);
-        Jsonb *properties = pg([&] {
-            bool n = false;
-            return DatumGetJsonbP(slot_getattr(slot, c.properties, &n));
-        });
+        Datum raw_properties = attr(c.properties, &isnull);
+        std::size_t size = pg([&] { return toast_raw_datum_size(raw_properties); });
+        if (size > kMaxPropertiesBytes)
+            throw witn::Error(witn::Code::PayloadTooLarge,
+                              "PAYLOAD_TOO_LARGE: properties is larger than 256 KiB",
+                              "event " + r.key + ": properties has " + std::to_string(size) + " bytes",
+                              "Keep event properties under 256 KiB; store large documents elsewhere.");
+        Jsonb *properties = pg([&] { return DatumGetJsonbP(raw_properties); });
         r.event = event_from_properties(std::move(action), &properties->root, occurred_at, r.id,
                                         "properties");
         if (r.has_idempotency_key)
@@ -244,15 +214,6 @@ void resolve_idempotency(std::vector<Row> &rows) {
     }
 }
 
-// The outcome row as the trigger needs it.
-struct StoredOutcome {
-    std::int64_t id = 0;
-    std::string agent_key;
-    witn::Contract contract;
-    witn::OutcomeState state;
-    std::int64_t late_events = 0;
-};
-
 witn::Status status_of(const std::optional<std::string> &name) {
     auto s = name ? witn::status_from_name(*name) : std::nullopt;
     if (!s) throw std::runtime_error("witn: unknown outcome status");
@@ -265,42 +226,17 @@ witn::AttributionMethod method_of(const std::optional<std::string> &name) {
     return *m;
 }
 
-// Reads and locks the outcome; false when it does not exist yet.
-bool lock_outcome(const std::string &customer_key, const std::string &key, StoredOutcome &out) {
-    static KeptPlan plan(
-        "SELECT id, agent_key, status::text, scheduled_resolution::text, settles_at,"
-        "       accepted_events, late_events, facts::text, attribution::text, condition::text,"
-        "       (extract(epoch FROM settlement_period) * 1000000)::bigint, attribution_method,"
-        "       condition_holds"
-        "  FROM witn.outcomes WHERE customer_key = $1 AND key = $2 FOR UPDATE",
-        {TEXTOID, TEXTOID});
-    Datum values[2] = {text_datum(customer_key), text_datum(key)};
-    if (plan.run(values, nullptr, 1) == 0) return false;
-    out.id = spi_int64(0, 1);
-    out.agent_key = *spi_text(0, 2);
-    out.contract.condition = cached_condition(*spi_text(0, 10));
-    out.contract.settlement_period = spi_int64(0, 11);
-    out.contract.attribution_method = method_of(spi_text(0, 12));
-    witn::OutcomeState &s = out.state;
-    s.status = status_of(spi_text(0, 3));
-    if (auto scheduled = spi_text(0, 4)) s.scheduled_resolution = status_of(scheduled);
-    s.settles_at = spi_int64(0, 5);
-    s.accepted_events = spi_int64(0, 6);
-    out.late_events = spi_int64(0, 7);
-    s.facts = witn::Facts::from_json(out.contract.condition, *spi_text(0, 8));
-    s.attribution = witn::Attribution::from_json(*spi_text(0, 9));
-    s.condition_holds = DatumGetBool(spi_datum(0, 13).value_or(BoolGetDatum(false)));
-    return true;
-}
-
-// What a new outcome is opened under: the agent's contract and the customer's price.
-struct NewOutcomeTerms {
+// The contract and price an outcome is (or would be) opened under, with the text forms the
+// outcomes row stores.
+struct Terms {
     witn::Contract contract;
-    std::string condition_text, settlement_period_text, attribution_method, currency, unit_price;
+    std::string agent_key, condition_text, settlement_period_text, attribution_method, currency,
+        unit_price;
     std::int64_t agent_version = 0;
 };
 
-NewOutcomeTerms load_terms(const std::string &customer_key, const std::string &agent_key) {
+// The agent's current contract and the customer's current price, for a new outcome.
+Terms load_terms(const std::string &customer_key, const std::string &agent_key) {
     static KeptPlan plan(
         "SELECT a.key, a.condition::text, (extract(epoch FROM a.settlement_period) * 1000000)::bigint,"
         "       a.attribution_method, a.version, a.settlement_period::text, c.rate_card_key,"
@@ -329,7 +265,8 @@ NewOutcomeTerms load_terms(const std::string &customer_key, const std::string &a
                           "Assign the customer a rate card with a price for this agent "
                           "(witn.customers.rate_card_key, witn.rate_card_prices).");
     }
-    NewOutcomeTerms t;
+    Terms t;
+    t.agent_key = agent_key;
     t.condition_text = *spi_text(0, 2);
     t.contract.condition = cached_condition(t.condition_text);
     t.contract.settlement_period = spi_int64(0, 3);
@@ -342,90 +279,12 @@ NewOutcomeTerms load_terms(const std::string &customer_key, const std::string &a
     return t;
 }
 
-Datum status_datum(witn::Status s) { return text_datum(witn::status_name(s)); }
-
-// Inserts a new outcome in its final state for this statement; false when a concurrent
-// transaction created it first.
-bool insert_outcome(const Row &first, const std::string &agent_key, const NewOutcomeTerms &t,
-                    const witn::OutcomeState &s, std::int64_t late_events,
-                    std::int64_t last_event_id) {
-    static KeptPlan plan(
-        "INSERT INTO witn.outcomes (customer_key, key, agent_key, status, scheduled_resolution,"
-        "       settles_at, condition, settlement_period, attribution_method, agent_version,"
-        "       unit_price, currency, quantity, condition_holds, accepted_events, late_events,"
-        "       facts, attribution, last_event_id)"
-        " VALUES ($1, $2, $3, $4::witn.outcome_status, $5::witn.outcome_status, $6,"
-        "       $7::witn.condition, $8::interval, $9, $10, $11::numeric, $12, $13::numeric, $14,"
-        "       $15, $16, $17::jsonb, $18::jsonb, $19)"
-        " ON CONFLICT (customer_key, key) DO NOTHING RETURNING id",
-        {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID,
-         INT4OID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, INT8OID, INT8OID, TEXTOID, TEXTOID, INT8OID});
-    Datum values[19] = {
-        text_datum(first.customer_key), text_datum(first.key), text_datum(agent_key),
-        status_datum(s.status),
-        s.scheduled_resolution ? status_datum(*s.scheduled_resolution) : Datum(0),
-        TimestampTzGetDatum(s.settles_at), text_datum(t.condition_text),
-        text_datum(t.settlement_period_text), text_datum(t.attribution_method),
-        Int32GetDatum(static_cast<std::int32_t>(t.agent_version)), text_datum(t.unit_price),
-        text_datum(t.currency),
-        text_datum(s.attribution.quantity(t.contract.attribution_method).to_string()),
-        BoolGetDatum(s.condition_holds), Int64GetDatum(s.accepted_events),
-        Int64GetDatum(late_events), text_datum(s.facts.to_json()),
-        text_datum(s.attribution.to_json()), Int64GetDatum(last_event_id)};
-    char nulls[20] = "                   ";
-    if (!s.scheduled_resolution) nulls[4] = 'n';
-    return plan.run(values, nulls) == 1;
-}
-
-void update_outcome(const std::string &customer_key, const StoredOutcome &o,
-                    std::int64_t last_event_id) {
-    static KeptPlan plan(
-        "UPDATE witn.outcomes SET status = $3::witn.outcome_status,"
-        "       scheduled_resolution = $4::witn.outcome_status, settles_at = $5,"
-        "       quantity = $6::numeric, condition_holds = $7, accepted_events = $8,"
-        "       late_events = $9, facts = $10::jsonb, attribution = $11::jsonb,"
-        "       last_event_id = greatest(last_event_id, $12), updated_at = now()"
-        " WHERE customer_key = $1 AND id = $2",
-        {TEXTOID, INT8OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID, BOOLOID, INT8OID, INT8OID,
-         TEXTOID, TEXTOID, INT8OID});
-    const witn::OutcomeState &s = o.state;
-    Datum values[12] = {
-        text_datum(customer_key), Int64GetDatum(o.id), status_datum(s.status),
-        s.scheduled_resolution ? status_datum(*s.scheduled_resolution) : Datum(0),
-        TimestampTzGetDatum(s.settles_at),
-        text_datum(s.attribution.quantity(o.contract.attribution_method).to_string()),
-        BoolGetDatum(s.condition_holds), Int64GetDatum(s.accepted_events),
-        Int64GetDatum(o.late_events), text_datum(s.facts.to_json()),
-        text_datum(s.attribution.to_json()), Int64GetDatum(last_event_id)};
-    char nulls[13] = "            ";
-    if (!s.scheduled_resolution) nulls[3] = 'n';
-    plan.run(values, nulls);
-}
-
-// Writes late / duplicate_of where what the statement decided differs from the row as inserted.
-void record_dispositions(const std::vector<Row *> &group) {
-    std::vector<std::int64_t> ids;
-    std::string lates = "{", originals = "{";
-    for (const Row *r : group) {
-        if (r->late == r->given_late && r->duplicate_of == r->given_duplicate_of) continue;
-        if (!ids.empty()) {
-            lates += ",";
-            originals += ",";
-        }
-        ids.push_back(r->id);
-        lates += r->late ? "t" : "f";
-        originals += r->duplicate_of ? std::to_string(*r->duplicate_of) : "NULL";
-    }
-    if (ids.empty()) return;
-    static KeptPlan plan(
-        "UPDATE witn.events e SET late = d.late, duplicate_of = d.original"
-        "  FROM unnest($2::bigint[], $3::boolean[], $4::bigint[]) AS d(id, late, original)"
-        " WHERE e.customer_key = $1 AND e.id = d.id",
-        {TEXTOID, TEXTOID, TEXTOID, TEXTOID});
-    Datum values[4] = {text_datum(group.front()->customer_key), text_datum(int_array(ids)),
-                       text_datum(lates + "}"), text_datum(originals + "}")};
-    plan.run(values, nullptr);
-}
+// The events of one outcome in this statement, in arrival order.
+struct OutcomeBatch {
+    std::vector<Row *> rows;
+    Terms terms;
+    bool existed = false; // as seen before the upsert (unlocked)
+};
 
 void check_agent(const Row &r, const std::string &agent_key) {
     if (r.has_agent && r.agent_key != agent_key)
@@ -436,11 +295,12 @@ void check_agent(const Row &r, const std::string &agent_key) {
                           "Omit agent_key on later events, or use a new outcome key for another agent.");
 }
 
-// Applies the group's events (arrival order) to the state; returns the last accepted id.
-std::int64_t apply_group(const std::vector<Row *> &group, const witn::Contract &contract,
+// Applies the group's events (arrival order) to the state and marks the late ones; returns the
+// id of the last accepted event (0 when none).
+std::int64_t apply_group(const std::vector<Row *> &rows, const witn::Contract &contract,
                          witn::OutcomeState &state, std::int64_t &late_events, TimestampTz now) {
     std::int64_t last = 0;
-    for (Row *r : group) {
+    for (Row *r : rows) {
         r->late = false;
         if (r->duplicate_of) continue;
         if (witn::apply_event(state, contract, r->event, now) == witn::Applied::Late) {
@@ -453,47 +313,414 @@ std::int64_t apply_group(const std::vector<Row *> &group, const witn::Contract &
     return last;
 }
 
-void process_outcome(const std::vector<Row *> &group, TimestampTz now) {
-    const Row &first = *group.front();
-    StoredOutcome stored;
-    bool exists = lock_outcome(first.customer_key, first.key, stored);
-    if (!exists) {
-        const Row *opener = nullptr;
-        for (const Row *r : group)
-            if (!r->duplicate_of) {
-                opener = r;
-                break;
-            }
-        if (!opener) return; // only duplicates of events of an outcome that no longer exists
-        if (!opener->has_agent)
-            throw witn::Error(witn::Code::ValidationError,
-                              "VALIDATION_ERROR: agent_key is required on an outcome's first event",
-                              "customer " + opener->customer_key + ", key " + opener->key,
-                              "Name the agent on the event that opens the outcome.");
-        for (const Row *r : group) check_agent(*r, opener->agent_key);
-        NewOutcomeTerms terms = load_terms(opener->customer_key, opener->agent_key);
-        witn::OutcomeState state = witn::OutcomeState::open(terms.contract);
-        std::int64_t late_events = 0;
-        std::int64_t last = apply_group(group, terms.contract, state, late_events, now);
-        if (insert_outcome(first, opener->agent_key, terms, state, late_events, last)) {
-            record_dispositions(group);
-            return;
-        }
-        // A concurrent transaction opened it first; ours now waits on its row and applies on top.
-        if (!lock_outcome(first.customer_key, first.key, stored))
-            throw std::runtime_error("witn: outcome vanished after a conflicting insert");
+// An existing outcome's row, as far as applying events needs it.
+struct StoredOutcome {
+    std::int64_t id = 0;
+    std::string agent_key, status, facts, attribution, condition, attribution_method;
+    std::optional<std::string> scheduled_resolution;
+    std::int64_t settles_at = 0, accepted_events = 0, late_events = 0, settlement_period = 0;
+};
+
+// The state after applying a statement's events to an outcome.
+struct Folded {
+    witn::Contract contract;
+    witn::OutcomeState state;
+    std::int64_t late_events = 0;
+    std::int64_t last_event_id = 0; // 0: none accepted
+
+    std::string quantity() const {
+        return state.attribution.quantity(contract.attribution_method).to_string();
     }
-    for (const Row *r : group)
-        if (!r->duplicate_of) check_agent(*r, stored.agent_key);
-    std::int64_t last = apply_group(group, stored.contract, stored.state, stored.late_events, now);
-    update_outcome(first.customer_key, stored, last);
-    record_dispositions(group);
+};
+
+// Applies the group's events to an outcome that already exists.
+Folded fold_stored(const OutcomeBatch &g, const StoredOutcome &o, TimestampTz now) {
+    for (const Row *r : g.rows)
+        if (!r->duplicate_of) check_agent(*r, o.agent_key);
+    Folded f;
+    f.contract.condition = cached_condition(o.condition);
+    f.contract.settlement_period = o.settlement_period;
+    f.contract.attribution_method = method_of(o.attribution_method);
+    witn::OutcomeState &s = f.state;
+    s.status = status_of(o.status);
+    if (o.scheduled_resolution) s.scheduled_resolution = status_of(o.scheduled_resolution);
+    s.settles_at = o.settles_at;
+    s.accepted_events = o.accepted_events;
+    s.facts = witn::Facts::from_json(f.contract.condition, o.facts);
+    s.attribution = witn::Attribution::from_json(o.attribution);
+    s.condition_holds = witn::evaluate(f.contract.condition, s.facts);
+    f.late_events = o.late_events;
+    f.last_event_id = apply_group(g.rows, f.contract, s, f.late_events, now);
+    return f;
 }
 
-bool may_restore() {
-    Oid user = GetOuterUserId();
-    return superuser_arg(user);
+// Applies the group's events to a new outcome opened under g.terms.
+Folded fold_new(const OutcomeBatch &g, TimestampTz now) {
+    Folded f;
+    f.contract = g.terms.contract;
+    f.state = witn::OutcomeState::open(f.contract);
+    f.last_event_id = apply_group(g.rows, f.contract, f.state, f.late_events, now);
+    return f;
 }
+
+// The statement being applied, for witn.fold_existing() which the upsert calls back.
+struct Batch {
+    std::map<std::pair<std::string, std::string>, OutcomeBatch *> groups;
+    TimestampTz now = 0;
+};
+Batch *active_batch = nullptr;
+
+// Makes a batch visible to fold_existing for the duration of the upsert.
+class ActiveBatch {
+public:
+    explicit ActiveBatch(Batch &b) : saved_(active_batch) { active_batch = &b; }
+    ~ActiveBatch() { active_batch = saved_; }
+    ActiveBatch(const ActiveBatch &) = delete;
+    ActiveBatch &operator=(const ActiveBatch &) = delete;
+
+private:
+    Batch *saved_;
+};
+
+// A one-dimensional array of `element` from datums (nulls where null[i]).
+Datum array_datum(const std::vector<Datum> &values, const std::vector<bool> &null, Oid element) {
+    return pg([&] {
+        int16 len;
+        bool byval;
+        char align;
+        get_typlenbyvalalign(element, &len, &byval, &align);
+        int dims[1] = {static_cast<int>(values.size())};
+        int lbs[1] = {1};
+        bool *nulls = static_cast<bool *>(palloc(sizeof(bool) * (values.size() + 1)));
+        for (std::size_t i = 0; i < values.size(); ++i) nulls[i] = null[i];
+        return PointerGetDatum(construct_md_array(const_cast<Datum *>(values.data()), nulls, 1, dims,
+                                                  lbs, element, len, byval, align));
+    });
+}
+
+// Column-wise arrays for the upsert, one element per outcome.
+struct Columnar {
+    std::vector<std::vector<Datum>> values;
+    std::vector<std::vector<bool>> nulls;
+    explicit Columnar(std::size_t columns) : values(columns), nulls(columns) {}
+    void put(std::size_t column, std::optional<Datum> v) {
+        values[column].push_back(v.value_or(Datum(0)));
+        nulls[column].push_back(!v);
+    }
+};
+
+Datum status_datum(witn::Status s) { return text_datum(witn::status_name(s)); }
+
+// Looks up which outcomes of the statement exist (without locking: the upsert locks) and the
+// contract they were opened under.
+void find_existing(std::vector<OutcomeBatch> &groups) {
+    std::vector<Datum> customers, keys;
+    for (const OutcomeBatch &g : groups) {
+        customers.push_back(text_datum(g.rows.front()->customer_key));
+        keys.push_back(text_datum(g.rows.front()->key));
+    }
+    std::vector<bool> no_nulls(groups.size(), false);
+    static KeptPlan plan(
+        "SELECT g.i, e.agent_key, e.condition::text, e.settlement_period::text,"
+        "       (extract(epoch FROM e.settlement_period) * 1000000)::bigint, e.attribution_method,"
+        "       e.agent_version, e.unit_price::text, e.currency"
+        "  FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS g(customer_key, key, i)"
+        "  JOIN witn.outcomes e ON e.customer_key = g.customer_key AND e.key = g.key",
+        {TEXTARRAYOID, TEXTARRAYOID});
+    Datum args[2] = {array_datum(customers, no_nulls, TEXTOID), array_datum(keys, no_nulls, TEXTOID)};
+    std::uint64_t n = plan.run(args, nullptr);
+    for (std::uint64_t i = 0; i < n; ++i) {
+        OutcomeBatch &g = groups[static_cast<std::size_t>(spi_int64(i, 1) - 1)];
+        g.existed = true;
+        Terms &t = g.terms;
+        t.agent_key = *spi_text(i, 2);
+        t.condition_text = *spi_text(i, 3);
+        t.settlement_period_text = *spi_text(i, 4);
+        t.contract.condition = cached_condition(t.condition_text);
+        t.contract.settlement_period = spi_int64(i, 5);
+        t.attribution_method = *spi_text(i, 6);
+        t.contract.attribution_method = method_of(t.attribution_method);
+        t.agent_version = DatumGetInt32(*spi_datum(i, 7));
+        t.unit_price = *spi_text(i, 8);
+        t.currency = *spi_text(i, 9);
+    }
+}
+
+// Opens new outcomes and applies events to existing ones in one statement, in
+// (customer_key, key) byte order so that concurrent statements lock outcomes in the same order.
+// A new outcome is inserted with the state its events give it; for an existing one the
+// conflict path locks the row and witn.fold_existing() applies the events to its current state.
+void upsert_outcomes(std::vector<OutcomeBatch> &groups, TimestampTz now) {
+    enum { kCustomer, kKey, kAgent, kStatus, kScheduled, kSettlesAt, kCondition, kPeriod, kMethod,
+           kVersion, kPrice, kCurrency, kQuantity, kHolds, kAccepted, kLate, kFacts, kAttribution,
+           kLastId, kColumns };
+    Columnar c(kColumns);
+    Batch batch;
+    batch.now = now;
+    for (OutcomeBatch &g : groups) {
+        const Row &first = *g.rows.front();
+        batch.groups[{first.customer_key, first.key}] = &g;
+        Folded n = fold_new(g, now);
+        const witn::OutcomeState &s = n.state;
+        c.put(kCustomer, text_datum(first.customer_key));
+        c.put(kKey, text_datum(first.key));
+        c.put(kAgent, text_datum(g.terms.agent_key));
+        c.put(kStatus, status_datum(s.status));
+        c.put(kScheduled, s.scheduled_resolution ? std::optional(status_datum(*s.scheduled_resolution)) : std::nullopt);
+        c.put(kSettlesAt, TimestampTzGetDatum(s.settles_at));
+        c.put(kCondition, text_datum(g.terms.condition_text));
+        c.put(kPeriod, text_datum(g.terms.settlement_period_text));
+        c.put(kMethod, text_datum(g.terms.attribution_method));
+        c.put(kVersion, Int32GetDatum(static_cast<std::int32_t>(g.terms.agent_version)));
+        c.put(kPrice, text_datum(g.terms.unit_price));
+        c.put(kCurrency, text_datum(g.terms.currency));
+        c.put(kQuantity, text_datum(n.quantity()));
+        c.put(kHolds, BoolGetDatum(s.condition_holds));
+        c.put(kAccepted, Int64GetDatum(s.accepted_events));
+        c.put(kLate, Int64GetDatum(n.late_events));
+        c.put(kFacts, text_datum(s.facts.to_json()));
+        c.put(kAttribution, text_datum(s.attribution.to_json()));
+        c.put(kLastId, n.last_event_id ? std::optional(Int64GetDatum(n.last_event_id)) : std::nullopt);
+    }
+    static const Oid element[kColumns] = {
+        TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID,
+        INT4OID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, INT8OID, INT8OID, TEXTOID, TEXTOID, INT8OID};
+    static KeptPlan plan(
+        "INSERT INTO witn.outcomes AS o (customer_key, key, agent_key, status,"
+        "       scheduled_resolution, settles_at, condition, settlement_period, attribution_method,"
+        "       agent_version, unit_price, currency, quantity, condition_holds, accepted_events,"
+        "       late_events, facts, attribution, last_event_id)"
+        " SELECT p.customer_key, p.key, p.agent_key, p.status::witn.outcome_status,"
+        "        p.scheduled::witn.outcome_status, p.settles_at, p.condition::witn.condition,"
+        "        p.period::interval, p.method, p.version, p.price::numeric, p.currency,"
+        "        p.quantity::numeric, p.holds, p.accepted, p.late, p.facts::jsonb,"
+        "        p.attribution::jsonb, p.last_id"
+        "   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+        "               $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::int[],"
+        "               $11::text[], $12::text[], $13::text[], $14::bool[], $15::bigint[],"
+        "               $16::bigint[], $17::text[], $18::text[], $19::bigint[])"
+        "        AS p(customer_key, key, agent_key, status, scheduled, settles_at, condition, period,"
+        "             method, version, price, currency, quantity, holds, accepted, late, facts,"
+        "             attribution, last_id)"
+        "  ORDER BY p.customer_key COLLATE \"C\", p.key COLLATE \"C\""
+        " ON CONFLICT (customer_key, key) DO UPDATE"
+        "    SET (status, scheduled_resolution, settles_at, quantity, condition_holds,"
+        "         accepted_events, late_events, facts, attribution, last_event_id, updated_at)"
+        "      = (SELECT f.status::witn.outcome_status, f.scheduled_resolution::witn.outcome_status,"
+        "                f.settles_at, f.quantity::numeric, f.condition_holds, f.accepted_events,"
+        "                f.late_events, f.facts::jsonb, f.attribution::jsonb,"
+        "                coalesce(greatest(o.last_event_id, f.last_event_id), o.last_event_id), now()"
+        "           FROM witn.fold_existing(o.customer_key, o.key, o.agent_key, o.status::text,"
+        "                o.scheduled_resolution::text, o.settles_at, o.accepted_events,"
+        "                o.late_events, o.facts::text, o.attribution::text, o.condition::text,"
+        "                (extract(epoch FROM o.settlement_period) * 1000000)::bigint,"
+        "                o.attribution_method) f)",
+        {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+         TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
+         TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, BOOLARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
+         TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID});
+    Datum args[kColumns];
+    for (int i = 0; i < kColumns; ++i) args[i] = array_datum(c.values[i], c.nulls[i], element[i]);
+    ActiveBatch active(batch);
+    plan.run(args, nullptr);
+}
+
+// Writes late / duplicate_of where what the statement decided differs from the row as inserted.
+void record_dispositions(const std::vector<Row> &rows) {
+    std::vector<Datum> customers, ids, lates, originals;
+    std::vector<bool> original_null;
+    for (const Row &r : rows) {
+        if (r.late == r.given_late && r.duplicate_of == r.given_duplicate_of) continue;
+        customers.push_back(text_datum(r.customer_key));
+        ids.push_back(Int64GetDatum(r.id));
+        lates.push_back(BoolGetDatum(r.late));
+        originals.push_back(Int64GetDatum(r.duplicate_of.value_or(0)));
+        original_null.push_back(!r.duplicate_of);
+    }
+    if (ids.empty()) return;
+    std::vector<bool> no_nulls(ids.size(), false);
+    static KeptPlan plan(
+        "UPDATE witn.events e SET late = d.late, duplicate_of = d.original"
+        "  FROM unnest($1::text[], $2::bigint[], $3::boolean[], $4::bigint[])"
+        "       AS d(customer_key, id, late, original)"
+        " WHERE e.customer_key = d.customer_key AND e.id = d.id",
+        {TEXTARRAYOID, INT8ARRAYOID, BOOLARRAYOID, INT8ARRAYOID});
+    Datum args[4] = {array_datum(customers, no_nulls, TEXTOID), array_datum(ids, no_nulls, INT8OID),
+                     array_datum(lates, no_nulls, BOOLOID),
+                     array_datum(originals, original_null, INT8OID)};
+    plan.run(args, nullptr);
+}
+
+// Groups the statement's rows by outcome, in (customer_key, key) byte order.
+std::vector<OutcomeBatch> group_rows(std::vector<Row> &rows) {
+    std::vector<Row *> order;
+    order.reserve(rows.size());
+    for (Row &r : rows) order.push_back(&r);
+    std::sort(order.begin(), order.end(), [](const Row *a, const Row *b) {
+        if (int c = a->customer_key.compare(b->customer_key)) return c < 0;
+        if (int c = a->key.compare(b->key)) return c < 0;
+        return a->id < b->id;
+    });
+    std::vector<OutcomeBatch> groups;
+    for (Row *r : order) {
+        if (groups.empty() || groups.back().rows.front()->customer_key != r->customer_key ||
+            groups.back().rows.front()->key != r->key)
+            groups.emplace_back();
+        groups.back().rows.push_back(r);
+    }
+    return groups;
+}
+
+using TermsCache = std::map<std::pair<std::string, std::string>, Terms>;
+
+// Sets the terms of a group whose outcome does not exist yet: its opening event names the
+// agent; the terms are that agent's contract and the customer's price.
+void open_terms(OutcomeBatch &g, TermsCache &cache) {
+    const Row *opener = nullptr;
+    for (const Row *r : g.rows)
+        if (!r->duplicate_of) {
+            opener = r;
+            break;
+        }
+    if (!opener) opener = g.rows.front();
+    if (!opener->has_agent)
+        throw witn::Error(witn::Code::ValidationError,
+                          "VALIDATION_ERROR: agent_key is required on an outcome's first event",
+                          "customer " + opener->customer_key + ", key " + opener->key,
+                          "Name the agent on the event that opens the outcome.");
+    for (const Row *r : g.rows) check_agent(*r, opener->agent_key);
+    auto pair = std::make_pair(opener->customer_key, opener->agent_key);
+    auto it = cache.find(pair);
+    if (it == cache.end()) it = cache.emplace(pair, load_terms(pair.first, pair.second)).first;
+    g.terms = it->second;
+}
+
+// Decides each group's terms: the existing outcome's, or those it opens under.
+void resolve_terms(std::vector<OutcomeBatch> &groups) {
+    find_existing(groups);
+    TermsCache cache;
+    for (OutcomeBatch &g : groups) {
+        if (g.existed) {
+            for (const Row *r : g.rows)
+                if (!r->duplicate_of) check_agent(*r, g.terms.agent_key);
+        } else {
+            open_terms(g, cache);
+        }
+    }
+}
+
+// Reads and locks an outcome; false when it does not exist.
+bool lock_outcome(const Row &first, StoredOutcome &o) {
+    static KeptPlan plan(
+        "SELECT id, agent_key, status::text, scheduled_resolution::text, settles_at,"
+        "       accepted_events, late_events, facts::text, attribution::text, condition::text,"
+        "       (extract(epoch FROM settlement_period) * 1000000)::bigint, attribution_method"
+        "  FROM witn.outcomes WHERE customer_key = $1 AND key = $2 FOR UPDATE",
+        {TEXTOID, TEXTOID});
+    Datum values[2] = {text_datum(first.customer_key), text_datum(first.key)};
+    if (plan.run(values, nullptr, 1) == 0) return false;
+    o.id = spi_int64(0, 1);
+    o.agent_key = *spi_text(0, 2);
+    o.status = *spi_text(0, 3);
+    o.scheduled_resolution = spi_text(0, 4);
+    o.settles_at = spi_int64(0, 5);
+    o.accepted_events = spi_int64(0, 6);
+    o.late_events = spi_int64(0, 7);
+    o.facts = *spi_text(0, 8);
+    o.attribution = *spi_text(0, 9);
+    o.condition = *spi_text(0, 10);
+    o.settlement_period = spi_int64(0, 11);
+    o.attribution_method = *spi_text(0, 12);
+    return true;
+}
+
+std::optional<Datum> scheduled_datum(const witn::OutcomeState &s) {
+    if (!s.scheduled_resolution) return std::nullopt;
+    return status_datum(*s.scheduled_resolution);
+}
+
+// Inserts a new outcome; false when a concurrent transaction opened it first.
+bool insert_outcome(const OutcomeBatch &g, const Folded &n) {
+    static KeptPlan plan(
+        "INSERT INTO witn.outcomes (customer_key, key, agent_key, status, scheduled_resolution,"
+        "       settles_at, condition, settlement_period, attribution_method, agent_version,"
+        "       unit_price, currency, quantity, condition_holds, accepted_events, late_events,"
+        "       facts, attribution, last_event_id)"
+        " VALUES ($1, $2, $3, $4::witn.outcome_status, $5::witn.outcome_status, $6,"
+        "       $7::witn.condition, $8::interval, $9, $10, $11::numeric, $12, $13::numeric, $14,"
+        "       $15, $16, $17::jsonb, $18::jsonb, $19)"
+        " ON CONFLICT (customer_key, key) DO NOTHING",
+        {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID,
+         INT4OID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, INT8OID, INT8OID, TEXTOID, TEXTOID, INT8OID});
+    const Row &first = *g.rows.front();
+    const witn::OutcomeState &s = n.state;
+    std::optional<Datum> scheduled = scheduled_datum(s);
+    Datum values[19] = {
+        text_datum(first.customer_key), text_datum(first.key), text_datum(g.terms.agent_key),
+        status_datum(s.status), scheduled.value_or(Datum(0)), TimestampTzGetDatum(s.settles_at),
+        text_datum(g.terms.condition_text), text_datum(g.terms.settlement_period_text),
+        text_datum(g.terms.attribution_method),
+        Int32GetDatum(static_cast<std::int32_t>(g.terms.agent_version)),
+        text_datum(g.terms.unit_price), text_datum(g.terms.currency), text_datum(n.quantity()),
+        BoolGetDatum(s.condition_holds), Int64GetDatum(s.accepted_events),
+        Int64GetDatum(n.late_events), text_datum(s.facts.to_json()),
+        text_datum(s.attribution.to_json()), Int64GetDatum(n.last_event_id)};
+    char nulls[20] = "                   ";
+    if (!scheduled) nulls[4] = 'n';
+    if (!n.last_event_id) nulls[18] = 'n';
+    return plan.run(values, nulls) == 1;
+}
+
+void update_outcome(const Row &first, const StoredOutcome &o, const Folded &f) {
+    static KeptPlan plan(
+        "UPDATE witn.outcomes SET status = $3::witn.outcome_status,"
+        "       scheduled_resolution = $4::witn.outcome_status, settles_at = $5,"
+        "       quantity = $6::numeric, condition_holds = $7, accepted_events = $8,"
+        "       late_events = $9, facts = $10::jsonb, attribution = $11::jsonb,"
+        "       last_event_id = coalesce(greatest(last_event_id, $12), last_event_id),"
+        "       updated_at = now()"
+        " WHERE customer_key = $1 AND id = $2",
+        {TEXTOID, INT8OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID, BOOLOID, INT8OID, INT8OID,
+         TEXTOID, TEXTOID, INT8OID});
+    const witn::OutcomeState &s = f.state;
+    std::optional<Datum> scheduled = scheduled_datum(s);
+    Datum values[12] = {
+        text_datum(first.customer_key), Int64GetDatum(o.id), status_datum(s.status),
+        scheduled.value_or(Datum(0)), TimestampTzGetDatum(s.settles_at), text_datum(f.quantity()),
+        BoolGetDatum(s.condition_holds), Int64GetDatum(s.accepted_events),
+        Int64GetDatum(f.late_events), text_datum(s.facts.to_json()),
+        text_datum(s.attribution.to_json()), Int64GetDatum(f.last_event_id)};
+    char nulls[13] = "            ";
+    if (!scheduled) nulls[3] = 'n';
+    if (!f.last_event_id) nulls[11] = 'n';
+    plan.run(values, nulls);
+}
+
+// A statement touching one outcome — the common single-row INSERT — takes two keyed statements
+// (lock, then update or insert) instead of the array-driven upsert.
+void apply_one(OutcomeBatch &g, TimestampTz now) {
+    const Row &first = *g.rows.front();
+    StoredOutcome stored;
+    if (!lock_outcome(first, stored)) {
+        TermsCache cache;
+        open_terms(g, cache);
+        if (insert_outcome(g, fold_new(g, now))) return;
+        // A concurrent transaction opened it first; ours waits on its row and applies on top.
+        // Under REPEATABLE READ or SERIALIZABLE our snapshot cannot see that row: ask the
+        // client to retry, as PostgreSQL does for any such conflict.
+        if (!lock_outcome(first, stored))
+            pg([&] {
+                ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+                                errmsg("could not serialize access due to a concurrently opened outcome"),
+                                errdetail("customer %s, key %s", first.customer_key.c_str(), first.key.c_str()),
+                                errhint("Retry the transaction.")));
+            });
+    }
+    update_outcome(first, stored, fold_stored(g, stored, now));
+}
+
+// Restoring a dump (events with their original received_at) is for superusers only.
+bool may_restore() { return superuser_arg(GetOuterUserId()); }
 
 } // namespace
 
@@ -525,24 +752,69 @@ WITN_FUNCTION(witn_events_apply) {
 
     spi_connect();
     resolve_idempotency(rows);
-    std::vector<Row *> order;
-    order.reserve(rows.size());
-    for (Row &r : rows) order.push_back(&r);
-    std::sort(order.begin(), order.end(), [](const Row *a, const Row *b) {
-        if (int c = a->customer_key.compare(b->customer_key)) return c < 0;
-        if (int c = a->key.compare(b->key)) return c < 0;
-        return a->id < b->id;
-    });
-    std::vector<Row *> group;
-    for (std::size_t i = 0; i < order.size(); ++i) {
-        group.push_back(order[i]);
-        bool last_of_group = i + 1 == order.size() ||
-                             order[i + 1]->customer_key != order[i]->customer_key ||
-                             order[i + 1]->key != order[i]->key;
-        if (!last_of_group) continue;
-        process_outcome(group, now);
-        group.clear();
+    std::vector<OutcomeBatch> groups = group_rows(rows);
+    if (groups.size() == 1) {
+        apply_one(groups.front(), now);
+    } else {
+        resolve_terms(groups);
+        upsert_outcomes(groups, now);
     }
+    record_dispositions(rows);
     spi_finish();
     return PointerGetDatum(nullptr);
+}
+
+// witn.fold_existing(...): called by the upsert for each outcome that already exists, with its
+// locked current row; applies this statement's events for it and returns the new state.
+WITN_FUNCTION(witn_fold_existing) {
+    if (!active_batch)
+        throw witn::Error(witn::Code::ValidationError,
+                          "VALIDATION_ERROR: witn.fold_existing is internal to the events trigger",
+                          "called outside an INSERT INTO witn.events");
+    auto text_arg = [&](int n) -> std::optional<std::string> {
+        if (PG_ARGISNULL(n)) return std::nullopt;
+        text *t = pg([&] { return PG_GETARG_TEXT_PP(n); });
+        return from_text(t);
+    };
+    StoredOutcome o;
+    o.agent_key = *text_arg(2);
+    o.status = *text_arg(3);
+    o.scheduled_resolution = text_arg(4);
+    o.settles_at = PG_GETARG_TIMESTAMPTZ(5);
+    o.accepted_events = PG_GETARG_INT64(6);
+    o.late_events = PG_GETARG_INT64(7);
+    o.facts = *text_arg(8);
+    o.attribution = *text_arg(9);
+    o.condition = *text_arg(10);
+    o.settlement_period = PG_GETARG_INT64(11);
+    o.attribution_method = *text_arg(12);
+    auto it = active_batch->groups.find({*text_arg(0), *text_arg(1)});
+    if (it == active_batch->groups.end())
+        throw std::runtime_error("witn: fold_existing called for an outcome outside the statement");
+    Folded f = fold_stored(*it->second, o, active_batch->now);
+    const witn::OutcomeState &s = f.state;
+    std::string status = witn::status_name(s.status);
+    std::string facts = s.facts.to_json(), attribution = s.attribution.to_json();
+    std::string quantity = f.quantity();
+    std::int64_t late = f.late_events, last = f.last_event_id;
+    return pg([&] {
+        TupleDesc desc;
+        if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
+            elog(ERROR, "witn.fold_existing must return a record");
+        desc = BlessTupleDesc(desc);
+        Datum values[10] = {
+            PointerGetDatum(cstring_to_text(status.c_str())),
+            s.scheduled_resolution ? PointerGetDatum(cstring_to_text(witn::status_name(*s.scheduled_resolution))) : Datum(0),
+            TimestampTzGetDatum(s.settles_at),
+            PointerGetDatum(cstring_to_text(quantity.c_str())),
+            BoolGetDatum(s.condition_holds),
+            Int64GetDatum(s.accepted_events),
+            Int64GetDatum(late),
+            PointerGetDatum(cstring_to_text(facts.c_str())),
+            PointerGetDatum(cstring_to_text(attribution.c_str())),
+            Int64GetDatum(last)};
+        bool nulls[10] = {false, !s.scheduled_resolution, false, false, false,
+                          false, false, false, false, last == 0};
+        return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
+    });
 }

@@ -19,7 +19,9 @@ KeptPlan::KeptPlan(const char *sql, std::initializer_list<Oid> types)
 std::uint64_t KeptPlan::run(const Datum *values, const char *nulls, long limit) {
     return pg([&] {
         if (!plan_) {
-            SPIPlanPtr p = SPI_prepare(sql_, nargs_, types_);
+            // Generic plans: the statements are keyed lookups and array-driven writes whose best
+            // plan does not depend on parameter values; replanning per call would dominate.
+            SPIPlanPtr p = SPI_prepare_cursor(sql_, nargs_, types_, CURSOR_OPT_GENERIC_PLAN);
             if (!p) elog(ERROR, "witn: SPI_prepare failed (%s) for: %s", SPI_result_code_string(SPI_result), sql_);
             SPI_keepplan(p);
             plan_ = p;

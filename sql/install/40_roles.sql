@@ -1,0 +1,122 @@
+
+-- ---------------------------------------------------------------------------------------------
+-- Roles. Four NOLOGIN roles, meant to be granted to PostgREST's authenticator (or to an
+-- application's login role):
+--   witn_admin     customers, agents, rate cards, prices, new currencies; reads everything
+--   witn_ingest    adds events, nothing else
+--   witn_reader    reads everything (finance)
+--   witn_customer  reads its own outcomes, explanations, events, invoice lines and
+--                  notifications: Row Level Security keyed by the customer_key claim in
+--                  request.jwt.claims
+-- Roles belong to the cluster, not to a database: a second database finds them already there,
+-- and DROP EXTENSION leaves them. Where extension scripts must not create roles, create them
+-- before CREATE EXTENSION (docs/postgrest.md); the script then only grants.
+-- ---------------------------------------------------------------------------------------------
+DO $$
+DECLARE
+    role_name text;
+    existing record;
+BEGIN
+    FOREACH role_name IN ARRAY ARRAY['witn_admin', 'witn_ingest', 'witn_reader', 'witn_customer'] LOOP
+        SELECT r.rolcanlogin, r.rolsuper, r.rolbypassrls INTO existing
+          FROM pg_catalog.pg_roles r WHERE r.rolname = role_name;
+        IF NOT FOUND THEN
+            EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', role_name);
+        ELSIF existing.rolcanlogin OR existing.rolsuper OR existing.rolbypassrls THEN
+            -- A login role can set request.jwt.claims itself; superuser and BYPASSRLS skip the
+            -- row policies. Either way the role model below no longer holds.
+            RAISE WARNING 'witn: role % already exists with LOGIN, SUPERUSER or BYPASSRLS', role_name
+                USING DETAIL = 'witn''s roles are meant to be NOLOGIN and subject to row level security.',
+                      HINT = pg_catalog.format('ALTER ROLE %I NOLOGIN NOSUPERUSER NOBYPASSRLS;', role_name);
+        END IF;
+    END LOOP;
+END $$;
+
+-- Nothing for PUBLIC: every privilege below is granted to a witn role by name. Only the pure
+-- functions of the condition model stay callable by anyone.
+REVOKE ALL ON SCHEMA @extschema@ FROM PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA @extschema@ FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA @extschema@ FROM PUBLIC;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA @extschema@ FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    @extschema@.condition_in(cstring), @extschema@.condition_out(@extschema@.condition),
+    @extschema@.condition_recv(internal), @extschema@.condition_send(@extschema@.condition),
+    @extschema@.evaluate(@extschema@.condition, jsonb), @extschema@.describe(@extschema@.condition),
+    @extschema@.explain_facts(@extschema@.condition, jsonb)
+    TO PUBLIC;
+
+GRANT USAGE ON SCHEMA @extschema@ TO witn_admin, witn_ingest, witn_reader, witn_customer;
+
+-- witn_admin and witn_reader read everything.
+GRANT SELECT ON ALL TABLES IN SCHEMA @extschema@ TO witn_admin, witn_reader;
+GRANT EXECUTE ON FUNCTION @extschema@.explain(bigint), @extschema@.replay(bigint), @extschema@.verify()
+    TO witn_admin, witn_reader;
+
+-- witn_admin writes the lookup tables. Keys cannot be changed once created: events and
+-- invoice lines refer to them by value. Currencies can be added, not edited: a changed
+-- minor_units would re-round invoices already issued.
+GRANT INSERT (key, name, rate_card_key), UPDATE (name, rate_card_key), DELETE
+    ON @extschema@.customers TO witn_admin;
+GRANT INSERT (key, name, condition, settlement_period, attribution_method),
+      UPDATE (name, condition, settlement_period, attribution_method), DELETE
+    ON @extschema@.agents TO witn_admin;
+GRANT INSERT (key, name, currency), UPDATE (name, currency), DELETE
+    ON @extschema@.rate_cards TO witn_admin;
+GRANT INSERT (rate_card_key, agent_key, price_per_unit), UPDATE (price_per_unit), DELETE
+    ON @extschema@.rate_card_prices TO witn_admin;
+GRANT INSERT (code, minor_units) ON @extschema@.currencies TO witn_admin;
+
+-- witn_ingest adds events: the columns a sender may set, and nothing it could read back.
+-- received_at, late and duplicate_of are witn's to set.
+GRANT INSERT (customer_key, key, action, agent_key, properties, occurred_at, idempotency_key)
+    ON @extschema@.events TO witn_ingest;
+
+-- witn_customer reads its own rows of these (policies below); currencies for invoice totals.
+GRANT SELECT ON @extschema@.outcomes, @extschema@.events, @extschema@.invoice_lines,
+    @extschema@.notifications, @extschema@.invoice_line_details, @extschema@.invoices,
+    @extschema@.currencies
+    TO witn_customer;
+GRANT EXECUTE ON FUNCTION @extschema@.explain(bigint) TO witn_customer;
+
+-- ---------------------------------------------------------------------------------------------
+-- Row Level Security on the tables that hold a customer's data. The policies grant; a role
+-- without one sees and writes nothing. The events trigger and witn.settle() are SECURITY
+-- DEFINER, owned by the (superuser) extension owner, so they write outcomes, invoice lines and
+-- notifications whatever the caller may see.
+-- ---------------------------------------------------------------------------------------------
+CREATE FUNCTION @extschema@.current_customer_key() RETURNS text
+    LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN claims ->> 'role' = current_user THEN claims ->> 'customer_key' END
+      FROM (SELECT nullif(current_setting('request.jwt.claims', true), '')::jsonb AS claims) c
+$$;
+COMMENT ON FUNCTION @extschema@.current_customer_key() IS
+    'The customer_key claim of the request''s JWT (request.jwt.claims, as PostgREST sets it), or NULL when there is none or the token was issued for another role than the current one.';
+GRANT EXECUTE ON FUNCTION @extschema@.current_customer_key()
+    TO witn_admin, witn_ingest, witn_reader, witn_customer;
+
+ALTER TABLE @extschema@.outcomes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE @extschema@.events ENABLE ROW LEVEL SECURITY;
+ALTER TABLE @extschema@.invoice_lines ENABLE ROW LEVEL SECURITY;
+ALTER TABLE @extschema@.notifications ENABLE ROW LEVEL SECURITY;
+
+-- The claim is read once per statement (an InitPlan), not once per row.
+CREATE POLICY staff_read ON @extschema@.outcomes FOR SELECT TO witn_admin, witn_reader USING (true);
+CREATE POLICY customer_own ON @extschema@.outcomes FOR SELECT TO witn_customer
+    USING (customer_key = (SELECT @extschema@.current_customer_key()));
+
+CREATE POLICY staff_read ON @extschema@.events FOR SELECT TO witn_admin, witn_reader USING (true);
+CREATE POLICY customer_own ON @extschema@.events FOR SELECT TO witn_customer
+    USING (customer_key = (SELECT @extschema@.current_customer_key()));
+-- An ingest token may be scoped to one customer by a customer_key claim; without one it sends
+-- events for every customer.
+CREATE POLICY ingest_add ON @extschema@.events FOR INSERT TO witn_ingest
+    WITH CHECK ((SELECT @extschema@.current_customer_key()) IS NULL
+                OR customer_key = (SELECT @extschema@.current_customer_key()));
+
+CREATE POLICY staff_read ON @extschema@.invoice_lines FOR SELECT TO witn_admin, witn_reader USING (true);
+CREATE POLICY customer_own ON @extschema@.invoice_lines FOR SELECT TO witn_customer
+    USING (customer_key = (SELECT @extschema@.current_customer_key()));
+
+CREATE POLICY staff_read ON @extschema@.notifications FOR SELECT TO witn_admin, witn_reader USING (true);
+CREATE POLICY customer_own ON @extschema@.notifications FOR SELECT TO witn_customer
+    USING (customer_key = (SELECT @extschema@.current_customer_key()));

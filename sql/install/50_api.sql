@@ -1,0 +1,112 @@
+
+-- ---------------------------------------------------------------------------------------------
+-- witn_api: what PostgREST exposes (db-schemas = "witn_api"). Views over witn's tables, all
+-- security_invoker so that the caller's privileges and row policies apply, plus one RPC.
+-- docs/postgrest.md shows the HTTP calls.
+-- ---------------------------------------------------------------------------------------------
+CREATE SCHEMA witn_api;
+COMMENT ON SCHEMA witn_api IS
+    'witn''s HTTP API for PostgREST: events to POST, outcomes, invoice lines and notifications to GET, explain_outcome to call, and the admin objects.';
+REVOKE ALL ON SCHEMA witn_api FROM PUBLIC;
+GRANT USAGE ON SCHEMA witn_api TO witn_admin, witn_ingest, witn_reader, witn_customer;
+
+-- The write path. Single and bulk POST insert here; the events trigger does the rest.
+CREATE VIEW witn_api.events WITH (security_invoker = true) AS
+    SELECT id, customer_key, key, action, agent_key, properties, occurred_at, idempotency_key,
+           received_at, late, duplicate_of
+      FROM @extschema@.events;
+-- For PostgREST's "Prefer: missing=default": a bulk POST whose objects leave out properties or
+-- occurred_at gets these instead of NULL.
+ALTER VIEW witn_api.events ALTER COLUMN properties SET DEFAULT '{}';
+ALTER VIEW witn_api.events ALTER COLUMN occurred_at SET DEFAULT now();
+COMMENT ON VIEW witn_api.events IS
+    'POST events here (one object or an array): customer_key, key, action, agent_key (required on an outcome''s first event), properties, occurred_at, idempotency_key. Customers GET their own.';
+
+CREATE VIEW witn_api.outcomes WITH (security_invoker = true) AS
+    SELECT id, customer_key, key, agent_key, status, scheduled_resolution, settles_at, resolved_at,
+           condition, @extschema@.describe(condition) AS condition_description,
+           settlement_period, attribution_method, agent_version, unit_price, currency, quantity,
+           condition_holds, accepted_events, late_events, facts, opened_at, updated_at
+      FROM @extschema@.outcomes;
+COMMENT ON VIEW witn_api.outcomes IS
+    'Outcomes with their status, the contract and price they were opened under, and when they settle. A customer token sees its own.';
+
+CREATE VIEW witn_api.invoice_lines WITH (security_invoker = true) AS
+    SELECT id, customer_key, outcome_id, outcome_key, agent_key, quantity, unit_price, amount,
+           currency, resolved_at, created_at
+      FROM @extschema@.invoice_lines;
+COMMENT ON VIEW witn_api.invoice_lines IS
+    'One line per confirmed outcome: amount = unit_price x quantity, exact. A customer token sees its own.';
+
+CREATE VIEW witn_api.invoices WITH (security_invoker = true) AS
+    SELECT customer_key, currency, month, lines, amount_exact, amount FROM @extschema@.invoices;
+COMMENT ON VIEW witn_api.invoices IS
+    'Invoice totals per customer, currency and month (UTC), rounded once to the currency''s minor units. A customer token sees its own.';
+
+CREATE VIEW witn_api.notifications WITH (security_invoker = true) AS
+    SELECT id, customer_key, outcome_id, kind, payload, created_at
+      FROM @extschema@.notifications;
+COMMENT ON VIEW witn_api.notifications IS
+    'One notification per resolved outcome, the webhook body in payload. A customer token sees its own.';
+
+CREATE FUNCTION witn_api.explain_outcome(outcome_id bigint)
+    RETURNS TABLE (outcome_id bigint, customer_key text, outcome_key text,
+                   status @extschema@.outcome_status, scheduled_resolution @extschema@.outcome_status,
+                   settles_at timestamptz, condition_holds boolean, leaf integer, fact text,
+                   operator text, description text, event_count bigint, latest_value jsonb,
+                   latest_at timestamptz, passes boolean)
+    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT * FROM @extschema@.explain($1)
+$$;
+COMMENT ON FUNCTION witn_api.explain_outcome(bigint) IS
+    'POST /rpc/explain_outcome {"outcome_id": ...}: one row per leaf of the outcome''s condition, the fact it saw and whether it passes. Empty for an outcome the caller may not see.';
+
+-- Admin objects: the lookup tables, keys immutable (see 40_roles.sql).
+CREATE VIEW witn_api.customers WITH (security_invoker = true) AS
+    SELECT key, name, rate_card_key, created_at, updated_at FROM @extschema@.customers;
+COMMENT ON VIEW witn_api.customers IS 'The customers you bill, by your key, and the rate card that prices them.';
+
+CREATE VIEW witn_api.agents WITH (security_invoker = true) AS
+    SELECT key, name, condition, settlement_period, attribution_method, version, created_at,
+           updated_at
+      FROM @extschema@.agents;
+COMMENT ON VIEW witn_api.agents IS
+    'Agent contracts: condition (a JSON array of leaves, validated), settlement_period, attribution_method. Edits apply to outcomes opened afterwards.';
+
+CREATE VIEW witn_api.rate_cards WITH (security_invoker = true) AS
+    SELECT key, name, currency, created_at, updated_at FROM @extschema@.rate_cards;
+COMMENT ON VIEW witn_api.rate_cards IS 'Pricing templates, one currency each.';
+
+CREATE VIEW witn_api.rate_card_prices WITH (security_invoker = true) AS
+    SELECT rate_card_key, agent_key, price_per_unit, created_at, updated_at
+      FROM @extschema@.rate_card_prices;
+COMMENT ON VIEW witn_api.rate_card_prices IS 'The price per unit of an agent''s confirmed outcome on a rate card.';
+
+CREATE VIEW witn_api.currencies WITH (security_invoker = true) AS
+    SELECT code, minor_units FROM @extschema@.currencies;
+COMMENT ON VIEW witn_api.currencies IS 'ISO 4217 currencies and their minor units; add the ones missing.';
+
+-- The views pass the same privileges through as 40_roles.sql grants on the tables below them:
+-- both are checked (security_invoker).
+REVOKE ALL ON ALL TABLES IN SCHEMA witn_api FROM PUBLIC;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA witn_api FROM PUBLIC;
+GRANT SELECT ON ALL TABLES IN SCHEMA witn_api TO witn_admin, witn_reader;
+GRANT EXECUTE ON FUNCTION witn_api.explain_outcome(bigint) TO witn_admin, witn_reader, witn_customer;
+
+GRANT INSERT (customer_key, key, action, agent_key, properties, occurred_at, idempotency_key)
+    ON witn_api.events TO witn_ingest;
+
+GRANT SELECT ON witn_api.events, witn_api.outcomes, witn_api.invoice_lines, witn_api.invoices,
+    witn_api.notifications
+    TO witn_customer;
+
+GRANT INSERT (key, name, rate_card_key), UPDATE (name, rate_card_key), DELETE
+    ON witn_api.customers TO witn_admin;
+GRANT INSERT (key, name, condition, settlement_period, attribution_method),
+      UPDATE (name, condition, settlement_period, attribution_method), DELETE
+    ON witn_api.agents TO witn_admin;
+GRANT INSERT (key, name, currency), UPDATE (name, currency), DELETE
+    ON witn_api.rate_cards TO witn_admin;
+GRANT INSERT (rate_card_key, agent_key, price_per_unit), UPDATE (price_per_unit), DELETE
+    ON witn_api.rate_card_prices TO witn_admin;
+GRANT INSERT (code, minor_units) ON witn_api.currencies TO witn_admin;
