@@ -133,9 +133,9 @@ COMMENT ON COLUMN @extschema@.events.duplicate_of IS 'Set by witn: the id of the
 
 CREATE TABLE @extschema@.outcomes (
     id                   bigint GENERATED ALWAYS AS IDENTITY,
-    customer_key         text NOT NULL REFERENCES @extschema@.customers (key) ON UPDATE CASCADE,
+    customer_key         text NOT NULL,
     key                  text NOT NULL,
-    agent_key            text NOT NULL REFERENCES @extschema@.agents (key) ON UPDATE CASCADE,
+    agent_key            text NOT NULL,
     status               @extschema@.outcome_status NOT NULL DEFAULT 'OPEN',
     scheduled_resolution @extschema@.outcome_status,
     settles_at           timestamptz NOT NULL,
@@ -160,6 +160,9 @@ CREATE TABLE @extschema@.outcomes (
     CHECK ((resolved_at IS NULL) = (status IN ('OPEN', 'PENDING')))
 );
 CREATE INDEX outcomes_id_idx ON @extschema@.outcomes (id);
+-- No foreign keys to customers and agents: the events trigger checks both when it opens an
+-- outcome, and a key-share lock on the customer row per new outcome would serialize concurrent
+-- writers. witn.protect_referenced_keys() below keeps referenced customers and agents in place.
 -- Settlement finds due outcomes through this index only: its cost does not grow with the number
 -- of outcomes that are not due.
 CREATE INDEX outcomes_due_idx ON @extschema@.outcomes (settles_at) WHERE resolved_at IS NULL;
@@ -220,3 +223,32 @@ CREATE TABLE @extschema@.settlement_errors (
 );
 COMMENT ON TABLE @extschema@.settlement_errors IS
     'Outcomes witn.settle() could not settle, and why. The outcome stays due and is retried by the next run.';
+
+-- Customers and agents that outcomes refer to cannot be deleted or renamed (what foreign keys
+-- would do, without their cost on the write path).
+CREATE FUNCTION @extschema@.protect_referenced_keys() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    referenced boolean;
+BEGIN
+    IF TG_OP = 'UPDATE' AND NEW.key = OLD.key THEN
+        RETURN NEW;
+    END IF;
+    IF TG_TABLE_NAME = 'customers' THEN
+        SELECT EXISTS (SELECT 1 FROM @extschema@.outcomes o WHERE o.customer_key = OLD.key) INTO referenced;
+    ELSE
+        SELECT EXISTS (SELECT 1 FROM @extschema@.outcomes o WHERE o.agent_key = OLD.key) INTO referenced;
+    END IF;
+    IF referenced THEN
+        RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
+            MESSAGE = format('%s %s has outcomes and cannot be %s', rtrim(TG_TABLE_NAME, 's'), OLD.key,
+                             CASE TG_OP WHEN 'DELETE' THEN 'deleted' ELSE 'renamed' END),
+            DETAIL = format('witn.outcomes refers to %s.key = %s', TG_TABLE_NAME, OLD.key),
+            HINT = 'Outcomes and invoice lines keep referring to it; keep the row.';
+    END IF;
+    RETURN CASE TG_OP WHEN 'DELETE' THEN OLD ELSE NEW END;
+END $$;
+CREATE TRIGGER customers_protect BEFORE DELETE OR UPDATE OF key ON @extschema@.customers
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.protect_referenced_keys();
+CREATE TRIGGER agents_protect BEFORE DELETE OR UPDATE OF key ON @extschema@.agents
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.protect_referenced_keys();
