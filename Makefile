@@ -19,7 +19,7 @@ REGRESS_OPTS = --inputdir=. --outputdir=results
 PG_CONFIG ?= pg_config
 # PostgreSQL's headers are C: include them as system headers so C++ warnings about them do
 # not fail the -Werror build.
-PG_CXXFLAGS = -std=c++20 -Wall -Wextra -Werror -Isrc -isystem $(shell $(PG_CONFIG) --includedir-server)
+PG_CXXFLAGS = -std=c++20 -Wall -Wextra -Werror -Isrc -isystem $(shell $(PG_CONFIG) --includedir-server) -MMD -MP
 SHLIB_LINK  = -lstdc++
 
 # The JIT bitcode would need clang with our C++20 flags; witn has nothing worth inlining.
@@ -27,6 +27,9 @@ override with_llvm = no
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# Header dependencies, so that changing a header rebuilds what includes it.
+-include $(OBJS:.o=.d)
 
 sql/witn--$(EXTVERSION).sql: $(INSTALL_PARTS)
 	cat $^ > $@
@@ -60,6 +63,6 @@ fuzz: fuzz-build
 	  $$t -max_total_time=$$per -rss_limit_mb=2048 -print_final_stats=1 $$t.corpus test/fuzz/seeds || exit 1; \
 	done
 
-EXTRA_CLEAN = test/unit/witn_unit $(FUZZ_TARGETS) results regression.diffs regression.out
+EXTRA_CLEAN = $(OBJS:.o=.d) test/unit/witn_unit $(FUZZ_TARGETS) results regression.diffs regression.out
 
 .PHONY: unit fuzz fuzz-build

@@ -3,9 +3,12 @@
 -- The write path: one statement trigger validates the statement's events and applies them to
 -- their outcomes. A bad row fails the whole statement: nothing is written.
 -- ---------------------------------------------------------------------------------------------
+-- Its statements are keyed lookups and writes driven by the statement's keys; their plans are
+-- made once per session, so keep them on indexes whatever the statistics said at that moment.
 CREATE FUNCTION @extschema@.events_apply() RETURNS trigger
     AS 'MODULE_PATHNAME', 'witn_events_apply' LANGUAGE C
-    SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off;
 COMMENT ON FUNCTION @extschema@.events_apply() IS
     'Statement trigger on witn.events: validates the inserted events, then opens, updates and times their outcomes, in the inserting transaction.';
 
@@ -54,13 +57,13 @@ COMMENT ON FUNCTION @extschema@.verify() IS
 CREATE FUNCTION @extschema@.fold_existing(customer_key text, key text, agent_key text,
     status text, scheduled_resolution text, settles_at timestamptz, accepted_events bigint,
     late_events bigint, facts text, attribution text, condition text, settlement_period_us bigint,
-    attribution_method text,
+    attribution_method text, last_event_id bigint,
     OUT status text, OUT scheduled_resolution text, OUT settles_at timestamptz, OUT quantity text,
     OUT condition_holds boolean, OUT accepted_events bigint, OUT late_events bigint,
     OUT facts text, OUT attribution text, OUT last_event_id bigint)
     AS 'MODULE_PATHNAME', 'witn_fold_existing' LANGUAGE C VOLATILE;
 REVOKE EXECUTE ON FUNCTION @extschema@.fold_existing(text, text, text, text, text, timestamptz,
-    bigint, bigint, text, text, text, bigint, text) FROM PUBLIC;
+    bigint, bigint, text, text, text, bigint, text, bigint) FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@.fold_existing(text, text, text, text, text, timestamptz, bigint,
-    bigint, text, text, text, bigint, text) IS
+    bigint, text, text, text, bigint, text, bigint) IS
     'Internal to the events trigger: applies the current statement''s events to an existing, locked outcome.';

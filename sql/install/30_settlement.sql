@@ -6,13 +6,14 @@
 
 -- The notification body: the hosted product's webhook, with an id stable for deduplication
 -- (one resolution per outcome, so the outcome id names it).
+-- No SET clause, so that settlement can inline it; it names only pg_catalog functions.
 CREATE FUNCTION @extschema@.notification_payload(o @extschema@.outcomes, created_at timestamptz)
-    RETURNS jsonb LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT jsonb_build_object(
+    RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+    SELECT pg_catalog.jsonb_build_object(
         'id', 'ntf_' || o.id,
         'type', CASE o.status WHEN 'CONFIRMED' THEN 'outcome_succeed' ELSE 'outcome_failed' END,
         'created_at', created_at,
-        'data', jsonb_build_object(
+        'data', pg_catalog.jsonb_build_object(
             'outcome_id', o.id,
             'outcome_key', o.key,
             'customer_key', o.customer_key,
@@ -33,24 +34,29 @@ COMMENT ON FUNCTION @extschema@.notification_payload(@extschema@.outcomes, times
 -- row-by-row retry in settle().
 CREATE FUNCTION @extschema@.settle_batch(as_of timestamptz, max_outcomes integer, only_outcome bigint,
     OUT confirmed bigint, OUT failed bigint)
-    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-    WITH due AS (
-        SELECT o.customer_key, o.id
-          FROM @extschema@.outcomes o
-         WHERE o.resolved_at IS NULL AND o.settles_at <= as_of
-           AND (only_outcome IS NULL OR o.id = only_outcome)
-         ORDER BY o.settles_at
-         LIMIT max_outcomes
-           FOR UPDATE SKIP LOCKED
-    ), resolved AS (
+    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+    -- Due rows are reached through the due index and updated by ctid, never by scanning the
+    -- table: a plan made while statistics were stale must not turn settlement quadratic.
+    SET enable_seqscan = off
+    AS $$
+    -- Lock by ctid: the update then reaches each due row by a TID scan, whatever the
+    -- statistics say.
+    WITH resolved AS (
         UPDATE @extschema@.outcomes o
            SET status = CASE WHEN o.status = 'OPEN' THEN 'FAILED'::@extschema@.outcome_status
                              ELSE coalesce(o.scheduled_resolution, 'CONFIRMED') END,
                resolved_at = o.settles_at,
                updated_at = now()
-          FROM due
-         WHERE o.customer_key = due.customer_key AND o.id = due.id
-           AND o.resolved_at IS NULL
+         WHERE o.ctid = ANY (ARRAY(
+                   SELECT d.ctid
+                     FROM @extschema@.outcomes d
+                    WHERE d.resolved_at IS NULL AND d.settles_at <= as_of
+                      AND (only_outcome IS NULL OR d.id = only_outcome)
+                    ORDER BY d.settles_at
+                    LIMIT max_outcomes
+                      FOR UPDATE SKIP LOCKED))
+        -- No other condition here: the rows are locked and due, and a condition the due index
+        -- could serve would let a stale-statistics plan scan that index and test every ctid.
         RETURNING o.*
     ), lines AS (
         INSERT INTO @extschema@.invoice_lines (customer_key, outcome_id, outcome_key, agent_key,
@@ -59,7 +65,6 @@ CREATE FUNCTION @extschema@.settle_batch(as_of timestamptz, max_outcomes integer
                r.unit_price * r.quantity, r.currency, r.resolved_at
           FROM resolved r
          WHERE r.status = 'CONFIRMED'
-        RETURNING 1
     ), notes AS (
         INSERT INTO @extschema@.notifications (customer_key, outcome_id, kind, payload)
         SELECT r.customer_key, r.id,
@@ -70,9 +75,11 @@ CREATE FUNCTION @extschema@.settle_batch(as_of timestamptz, max_outcomes integer
     ), sent AS (
         SELECT count(pg_notify('witn_outcomes', n.payload::text)) AS n FROM notes n
     )
-    SELECT count(*) FILTER (WHERE r.status = 'CONFIRMED'),
-           count(*) FILTER (WHERE r.status = 'FAILED')
-      FROM resolved r, sent, (SELECT count(*) FROM lines) l
+    -- Uncorrelated scalar subqueries run once; "FROM sent" makes the notifications go out.
+    -- (lines, a data-modifying CTE, runs whether or not it is referenced.)
+    SELECT (SELECT count(*) FROM resolved r WHERE r.status = 'CONFIRMED'),
+           (SELECT count(*) FROM resolved r WHERE r.status = 'FAILED')
+      FROM sent
 $$;
 COMMENT ON FUNCTION @extschema@.settle_batch(timestamptz, integer, bigint) IS
     'Internal to witn.settle(): one set-based settlement pass.';

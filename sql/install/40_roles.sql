@@ -21,7 +21,11 @@ BEGIN
         SELECT r.rolcanlogin, r.rolsuper, r.rolbypassrls INTO existing
           FROM pg_catalog.pg_roles r WHERE r.rolname = role_name;
         IF NOT FOUND THEN
-            EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', role_name);
+            BEGIN
+                EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', role_name);
+            EXCEPTION WHEN duplicate_object OR unique_violation THEN
+                NULL; -- another database's CREATE EXTENSION created it at the same moment
+            END;
         ELSIF existing.rolcanlogin OR existing.rolsuper OR existing.rolbypassrls THEN
             -- A login role can set request.jwt.claims itself; superuser and BYPASSRLS skip the
             -- row policies. Either way the role model below no longer holds.
@@ -91,6 +95,7 @@ CREATE FUNCTION @extschema@.current_customer_key() RETURNS text
 $$;
 COMMENT ON FUNCTION @extschema@.current_customer_key() IS
     'The customer_key claim of the request''s JWT (request.jwt.claims, as PostgREST sets it), or NULL when there is none or the token was issued for another role than the current one.';
+REVOKE EXECUTE ON FUNCTION @extschema@.current_customer_key() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.current_customer_key()
     TO witn_admin, witn_ingest, witn_reader, witn_customer;
 

@@ -10,6 +10,16 @@ COMMENT ON SCHEMA witn_api IS
 REVOKE ALL ON SCHEMA witn_api FROM PUBLIC;
 GRANT USAGE ON SCHEMA witn_api TO witn_admin, witn_ingest, witn_reader, witn_customer;
 
+-- Responses show a condition as a JSON array, not as a string holding one: json_agg and
+-- row_to_json, which build PostgREST's responses, use a type's cast to json when it has one.
+CREATE FUNCTION @extschema@.condition_to_json(@extschema@.condition) RETURNS json
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT $1::pg_catalog.text::pg_catalog.json
+$$;
+COMMENT ON FUNCTION @extschema@.condition_to_json(@extschema@.condition) IS
+    'The condition as json; backs the cast from witn.condition to json.';
+CREATE CAST (@extschema@.condition AS pg_catalog.json) WITH FUNCTION @extschema@.condition_to_json(@extschema@.condition);
+
 -- The write path. Single and bulk POST insert here; the events trigger does the rest.
 CREATE VIEW witn_api.events WITH (security_invoker = true) AS
     SELECT id, customer_key, key, action, agent_key, properties, occurred_at, idempotency_key,

@@ -77,8 +77,13 @@ Attribution Attribution::from_json(std::string_view text) {
         return *d;
     };
     auto integer = [&](const json::Value *v, const char *what) {
-        if (!v || v->kind != json::Kind::Number) throw corrupt(what);
-        return static_cast<std::int64_t>(std::stoll(v->text));
+        // Only an int64 integer will do: std::stoll alone would truncate 1.5 and 1e30 and throw
+        // std::out_of_range (not a witn::Error) beyond the int64 range.
+        static const Decimal lowest = *Decimal::parse("-9223372036854775808");
+        static const Decimal highest = *Decimal::parse("9223372036854775807");
+        Decimal d = number(v, what);
+        if (!d.is_integer() || d < lowest || d > highest) throw corrupt(what);
+        return static_cast<std::int64_t>(std::stoll(d.to_string())); // integral: no ".0" digits
     };
     Attribution a;
     a.count = integer(root.find("n"), "n");

@@ -42,61 +42,66 @@ const char *kOperatorList =
     "\"count_eq\", \"match\", \"gte\", \"lte\", \"gt\", \"lt\", \"not gte\", \"not lte\", "
     "\"not gt\", \"not lt\"";
 
+constexpr const char *kLeafHint =
+    "A condition is a JSON array of leaves {\"fact\": <event action>, \"operator\": <operator>, "
+    "\"value\": <count, number or scalar>}; seen and not seen take no value.";
+
+[[noreturn]] void fail_leaf(const std::string &path, const std::string &expected) {
+    fail_validation(path, expected, kLeafHint);
+}
+
 // Validation limit on a condition's numbers, in plain-notation digits.
 constexpr std::size_t kMaxNumberDigits = 1000;
 
 Decimal number_at(const json::Value &v, const std::string &path, const char *expected) {
-    if (v.kind != json::Kind::Number) fail_validation(path, expected);
+    if (v.kind != json::Kind::Number) fail_leaf(path, expected);
     auto d = Decimal::parse(v.text);
     if (!d || d->plain_length() > kMaxNumberDigits)
-        fail_validation(path, "a number of at most 1000 digits");
+        fail_leaf(path, "a number of at most 1000 digits");
     return *d;
 }
 
 Leaf leaf_from_json(const json::Value &v, const std::string &path) {
     if (v.kind != json::Kind::Object)
-        fail_validation(path, "an object {\"fact\", \"operator\", \"value\"?}");
+        fail_leaf(path, "an object {\"fact\", \"operator\", \"value\"?}");
     for (const auto &[key, _] : v.members)
-        if (key != "fact" && key != "operator" && key != "value") {
-            std::string quoted;
-            json::append_quoted(quoted, key);
-            fail_validation(path, "an object with only the keys \"fact\", \"operator\" and "
-                                  "\"value\" (found " + quoted + ")");
-        }
+        if (key != "fact" && key != "operator" && key != "value")
+            fail_leaf(path + "." + key, "absent: a leaf has only the keys \"fact\", "
+                                              "\"operator\" and \"value\"");
     const json::Value *fact = v.find("fact");
     const json::Value *op = v.find("operator");
     const json::Value *value = v.find("value");
-    if (!fact) fail_validation(path + ".fact", "present: a non-empty string (the event action)");
+    if (!fact) fail_leaf(path + ".fact", "present: a non-empty string (the event action)");
     if (fact->kind != json::Kind::String || fact->text.empty())
-        fail_validation(path + ".fact", "a non-empty string (the event action)");
+        fail_leaf(path + ".fact", "a non-empty string (the event action)");
     if (fact->text.size() > kMaxFactLength)
-        fail_validation(path + ".fact", "a string of at most 255 bytes");
-    if (!op) fail_validation(path + ".operator", std::string("present: ") + kOperatorList);
-    if (op->kind != json::Kind::String) fail_validation(path + ".operator", kOperatorList);
+        fail_leaf(path + ".fact", "a string of at most 255 bytes");
+    if (!op) fail_leaf(path + ".operator", std::string("present: ") + kOperatorList);
+    if (op->kind != json::Kind::String) fail_leaf(path + ".operator", kOperatorList);
 
     Leaf leaf;
     leaf.fact = fact->text;
     const OpInfo *found = nullptr;
     for (const auto &o : kOps)
         if (op->text == o.name) found = &o;
-    if (!found) fail_validation(path + ".operator", kOperatorList);
+    if (!found) fail_leaf(path + ".operator", kOperatorList);
     leaf.op = found->op;
 
     const std::string value_path = path + ".value";
     switch (found->group) {
     case OpGroup::Occurrence:
         if (value)
-            fail_validation(value_path, std::string("absent: \"") + found->name +
+            fail_leaf(value_path, std::string("absent: \"") + found->name +
                                             "\" takes no value");
         break;
     case OpGroup::Count: {
         const char *expected = "a non-negative integer (a count)";
-        if (!value) fail_validation(value_path, std::string("present: ") + expected);
+        if (!value) fail_leaf(value_path, std::string("present: ") + expected);
         Decimal d = number_at(*value, value_path, expected);
-        if (d.is_negative() || !d.is_integer()) fail_validation(value_path, expected);
+        if (d.is_negative() || !d.is_integer()) fail_leaf(value_path, expected);
         static const Decimal max_count =
             *Decimal::parse(std::to_string(std::numeric_limits<std::int64_t>::max()));
-        if (d > max_count) fail_validation(value_path, "a count of at most 9223372036854775807");
+        if (d > max_count) fail_leaf(value_path, "a count of at most 9223372036854775807");
         leaf.count = std::stoll(d.to_string()); // integral: digits stop before any ".0"
         break;
     }
@@ -104,7 +109,7 @@ Leaf leaf_from_json(const json::Value &v, const std::string &path) {
     case OpGroup::MissingAllowed: {
         bool is_match = found->op == Op::Match;
         const char *expected = is_match ? "a string, number or boolean" : "a number";
-        if (!value) fail_validation(value_path, std::string("present: ") + expected);
+        if (!value) fail_leaf(value_path, std::string("present: ") + expected);
         if (is_match && (value->kind == json::Kind::String || value->kind == json::Kind::Bool)) {
             leaf.value = Scalar::from_json(*value);
         } else {
@@ -125,12 +130,16 @@ const char *op_label(Op op) noexcept { return info(op).label; }
 
 Condition condition_from_json(const json::Value &v) {
     if (v.kind != json::Kind::Array)
-        fail_validation("", "an array of leaves ([] for a condition that always holds)");
-    if (v.items.size() > kMaxLeaves) fail_validation("", "an array of at most 256 leaves");
+        fail_leaf("", "an array of leaves ([] for a condition that always holds)");
+    if (v.items.size() > kMaxLeaves) fail_leaf("", "an array of at most 256 leaves");
     Condition c;
     c.reserve(v.items.size());
     for (std::size_t i = 0; i < v.items.size(); ++i)
         c.push_back(leaf_from_json(v.items[i], "[" + std::to_string(i) + "]"));
+    // Stored conditions are canonical text read back through parse_condition, so the canonical
+    // form must fit its limit too (numbers like 1e999 grow to 1000 digits).
+    if (condition_to_json(c).size() > kMaxConditionText)
+        fail_validation("", "at most 64 KiB of JSON in canonical form");
     return c;
 }
 
@@ -168,9 +177,11 @@ std::string describe(const Leaf &leaf) {
         out += label;
         break;
     case OpGroup::Count: {
-        // "is seen at least N times" with N filled in.
+        // "is seen at least N times" with N filled in ("1 time", not "1 times").
         std::size_t n = label.find('N');
-        out += label.substr(0, n) + std::to_string(leaf.count) + label.substr(n + 1);
+        std::string rest = label.substr(n + 1);
+        if (leaf.count == 1) rest = " time";
+        out += label.substr(0, n) + std::to_string(leaf.count) + rest;
         break;
     }
     default:

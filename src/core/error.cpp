@@ -16,9 +16,12 @@ const char *code_name(Code code) noexcept {
     return "ERROR";
 }
 
-void fail_validation(const std::string &path, const std::string &expected) {
-    throw Error(Code::ValidationError, "VALIDATION_ERROR: " + path + " must be " + expected,
-                "at " + (path.empty() ? std::string("the top level") : path));
+void fail_validation(const std::string &path, const std::string &expected, const std::string &hint) {
+    // The top level has no path to name: "the input must be ...", not "VALIDATION_ERROR:  must be".
+    throw Error(Code::ValidationError,
+                "VALIDATION_ERROR: " + (path.empty() ? std::string("the input") : path) + " must be " +
+                    expected,
+                "at " + (path.empty() ? std::string("the top level") : path), hint);
 }
 
 } // namespace witn

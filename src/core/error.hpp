@@ -39,7 +39,9 @@ private:
 // The product name of a code, as it appears at the start of every message.
 const char *code_name(Code code) noexcept;
 
-// A VALIDATION_ERROR at a JSON path ("[1].value") saying what was expected there.
-[[noreturn]] void fail_validation(const std::string &path, const std::string &expected);
+// A VALIDATION_ERROR at a JSON path ("[1].value") saying what was expected there, with an
+// optional hint saying what to do.
+[[noreturn]] void fail_validation(const std::string &path, const std::string &expected,
+                                  const std::string &hint = {});
 
 } // namespace witn

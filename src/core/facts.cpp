@@ -50,10 +50,16 @@ std::string Facts::to_json() const {
 namespace {
 std::int64_t integer_member(const json::Value &obj, std::string_view key) {
     const json::Value *v = obj.find(key);
-    if (!v || v->kind != json::Kind::Number)
+    // Only an int64 integer will do: std::stoll alone would truncate 1.5 and 1e30 and throw
+    // std::out_of_range (not a witn::Error) beyond the int64 range.
+    static const Decimal lowest = *Decimal::parse("-9223372036854775808");
+    static const Decimal highest = *Decimal::parse("9223372036854775807");
+    std::optional<Decimal> d;
+    if (v && v->kind == json::Kind::Number) d = Decimal::parse(v->text);
+    if (!d || !d->is_integer() || *d < lowest || *d > highest)
         throw Error(Code::ValidationError, "VALIDATION_ERROR: stored facts are corrupt",
                     "missing integer \"" + std::string(key) + "\"");
-    return std::stoll(v->text);
+    return std::stoll(d->to_string()); // integral: digits stop before any ".0"
 }
 } // namespace
 

@@ -6,6 +6,8 @@
 
 namespace witn::json {
 
+Value::~Value() = default;
+
 const Value *Value::find(std::string_view key) const {
     for (const auto &[k, v] : members)
         if (k == key) return &v;

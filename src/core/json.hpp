@@ -18,6 +18,15 @@ struct Value {
     std::vector<Value> items;                           // Array
     std::vector<std::pair<std::string, Value>> members; // Object, in source order
 
+    // The destructor is defined in json.cpp: clang with libstdc++ would otherwise define it while
+    // std::pair<std::string, Value> is still incomplete and fail to compile.
+    Value() = default;
+    Value(const Value &) = default;
+    Value(Value &&) noexcept = default;
+    Value &operator=(const Value &) = default;
+    Value &operator=(Value &&) noexcept = default;
+    ~Value();
+
     const Value *find(std::string_view key) const;
 };
 

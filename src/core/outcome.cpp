@@ -4,6 +4,7 @@
 #include "evaluator.hpp"
 
 #include <algorithm>
+#include <limits>
 
 namespace witn {
 
@@ -23,15 +24,20 @@ std::optional<Status> status_from_name(std::string_view name) {
     return std::nullopt;
 }
 
-void validate_event(const Event &event) {
+void validate_event(const Event &event, const std::string &properties_path) {
     if (event.attribution && event.attribution->is_negative())
-        fail_validation("properties.attribution", "a non-negative number (the billing quantity)");
+        fail_validation(properties_path + ".attribution", "a non-negative number (the billing quantity)",
+                        "Send the quantity to bill as a JSON number >= 0, or leave attribution out.");
     if (event.settles_at) {
         if (*event.settles_at < event.occurred_at)
-            fail_validation("properties.settles_at", "an ISO timestamp not before occurred_at");
-        if (*event.settles_at - event.occurred_at > kMaxSettlementPeriod)
-            fail_validation("properties.settles_at",
-                            "an ISO timestamp at most 180 days after occurred_at");
+            fail_validation(properties_path + ".settles_at", "an ISO timestamp not before occurred_at",
+                            "Set settles_at between occurred_at and 180 days after it, or leave it out.");
+        // Unsigned: the difference of two far-apart timestamps overflows int64.
+        if (static_cast<std::uint64_t>(*event.settles_at) - static_cast<std::uint64_t>(event.occurred_at) >
+            static_cast<std::uint64_t>(kMaxSettlementPeriod))
+            fail_validation(properties_path + ".settles_at",
+                            "an ISO timestamp at most 180 days after occurred_at",
+                            "Set settles_at between occurred_at and 180 days after it, or leave it out.");
     }
 }
 
@@ -58,8 +64,10 @@ Applied apply_event(OutcomeState &state, const Contract &contract, const Event &
         state.scheduled_resolution = state.condition_holds ? Status::Confirmed : Status::Failed;
     }
     // The timer only ever moves later: a back-dated event cannot shorten the window.
-    std::int64_t proposed = event.settles_at ? *event.settles_at
-                                             : event.occurred_at + contract.settlement_period;
+    std::int64_t proposed = 0;
+    if (event.settles_at) proposed = *event.settles_at;
+    else if (__builtin_add_overflow(event.occurred_at, contract.settlement_period, &proposed))
+        proposed = std::numeric_limits<std::int64_t>::max(); // beyond any timestamp: saturate
     state.settles_at = state.accepted_events == 0 ? proposed : std::max(state.settles_at, proposed);
     ++state.accepted_events;
     return Applied::Accepted;

@@ -26,9 +26,10 @@ struct Contract {
     AttributionMethod attribution_method = AttributionMethod::Last;
 };
 
-// Rejects what no outcome may accept: a negative or non-numeric attribution, a settles_at before
-// the event or more than 180 days after it. Throws Error(ValidationError) with the path.
-void validate_event(const Event &event);
+// Rejects what no outcome may accept: a negative attribution, a settles_at before the event or
+// more than 180 days after it. Throws Error(ValidationError) naming the path under
+// `properties_path` ("properties", or "[3].properties" for an element of an events array).
+void validate_event(const Event &event, const std::string &properties_path = "properties");
 
 struct OutcomeState {
     Status status = Status::Open;

@@ -4,6 +4,7 @@
 
 #include "core/condition.hpp"
 #include "core/evaluator.hpp"
+#include "core/timestamp.hpp"
 #include "pg/event_row.hpp"
 
 extern "C" {
@@ -67,9 +68,12 @@ WITN_FUNCTION(witn_condition_recv) {
         throw witn::Error(witn::Code::ValidationError,
                           "VALIDATION_ERROR: unsupported binary condition format",
                           "version byte " + std::to_string(version) + ", expected 1");
-    int len = buf->len - buf->cursor;
-    const char *bytes = pg([&] { return pq_getmsgbytes(buf, len); });
-    return condition_datum(witn::parse_condition(std::string_view(bytes, static_cast<std::size_t>(len))));
+    // pq_getmsgtext converts from the client encoding and rejects invalid byte sequences.
+    int len = 0;
+    char *converted = pg([&] { return pq_getmsgtext(buf, buf->len - buf->cursor, &len); });
+    std::string json(converted, static_cast<std::size_t>(len));
+    pfree(converted);
+    return condition_datum(witn::parse_condition(json));
 }
 
 WITN_FUNCTION(witn_condition_send) {
@@ -78,7 +82,7 @@ WITN_FUNCTION(witn_condition_send) {
         StringInfoData buf;
         pq_begintypsend(&buf);
         pq_sendbyte(&buf, kBinaryVersion);
-        pq_sendbytes(&buf, VARDATA_ANY(t), static_cast<int>(VARSIZE_ANY_EXHDR(t)));
+        pq_sendtext(&buf, VARDATA_ANY(t), static_cast<int>(VARSIZE_ANY_EXHDR(t)));
         return PointerGetDatum(pq_endtypsend(&buf));
     });
 }
@@ -115,8 +119,10 @@ WITN_FUNCTION(witn_evaluate) {
         if (find("occurred_at")) {
             std::optional<std::int64_t> parsed;
             if (v.type == jbvString)
-                parsed = parse_timestamptz(std::string(v.val.string.val, static_cast<std::size_t>(v.val.string.len)));
-            if (!parsed) witn::fail_validation(at + ".occurred_at", "an ISO 8601 timestamp");
+                parsed = witn::parse_iso8601(std::string_view(v.val.string.val, static_cast<std::size_t>(v.val.string.len)));
+            if (!parsed)
+                witn::fail_validation(at + ".occurred_at",
+                                      "an ISO 8601 timestamp with a UTC offset (e.g. \"2026-11-23T10:00:00Z\")");
             occurred_at = *parsed;
         }
         JsonbContainer *properties = nullptr;
@@ -126,7 +132,7 @@ WITN_FUNCTION(witn_evaluate) {
             properties = v.val.binary.data;
         }
         events.push_back(event_from_properties(std::move(action), properties, occurred_at, i,
-                                               at + ".properties"));
+                                               at + ".properties", false));
     }
     return BoolGetDatum(witn::evaluate_log(condition, events));
 }

@@ -1,12 +1,12 @@
 #include "pg/event_row.hpp"
 
 #include "core/outcome.hpp"
+#include "core/timestamp.hpp"
 
 extern "C" {
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/numeric.h"
-#include "utils/timestamp.h"
 }
 
 namespace witn::pg {
@@ -54,27 +54,9 @@ witn::Scalar scalar_from_jsonb(const JsonbValue &v) {
     return s;
 }
 
-std::optional<std::int64_t> parse_timestamptz(const std::string &text) {
-    // Soft parse: a malformed timestamp is a validation error, not an internal one.
-    std::int64_t result = 0;
-    bool ok = false;
-    try {
-        result = pg([&] {
-            return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(text.c_str()),
-                                                           ObjectIdGetDatum(InvalidOid),
-                                                           Int32GetDatum(-1)));
-        });
-        ok = true;
-    } catch (const PgError &) {
-        ok = false;
-    }
-    if (!ok || TIMESTAMP_NOT_FINITE(result)) return std::nullopt;
-    return result;
-}
-
 witn::Event event_from_properties(std::string action, JsonbContainer *properties,
                                   std::int64_t occurred_at, std::int64_t seq,
-                                  const std::string &where) {
+                                  const std::string &where, bool with_timer) {
     witn::Event e;
     e.action = std::move(action);
     e.occurred_at = occurred_at;
@@ -91,23 +73,17 @@ witn::Event event_from_properties(std::string action, JsonbContainer *properties
                                       "a non-negative number (the billing quantity)");
             e.attribution = a.number;
         }
-        if (find_key(properties, "settles_at", &v)) {
+        if (with_timer && find_key(properties, "settles_at", &v)) {
             std::optional<std::int64_t> at;
             if (v.type == jbvString)
-                at = parse_timestamptz(std::string(v.val.string.val, static_cast<std::size_t>(v.val.string.len)));
-            if (!at) witn::fail_validation(where + ".settles_at", "an ISO 8601 timestamp");
+                at = witn::parse_iso8601(std::string_view(v.val.string.val, static_cast<std::size_t>(v.val.string.len)));
+            if (!at)
+                witn::fail_validation(where + ".settles_at",
+                                      "an ISO 8601 timestamp with a UTC offset (e.g. \"2026-11-23T10:00:00Z\")");
             e.settles_at = at;
         }
     }
-    try {
-        witn::validate_event(e);
-    } catch (const witn::Error &err) {
-        // The core names paths relative to the event; prefix where the properties came from.
-        std::string detail = err.detail();
-        throw witn::Error(err.code(), err.what(), where.empty() || where == "properties"
-                                                     ? detail
-                                                     : detail + " (in " + where + ")");
-    }
+    witn::validate_event(e, where);
     return e;
 }
 

@@ -32,6 +32,7 @@ extern "C" {
 }
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <set>
 #include <vector>
@@ -316,9 +317,11 @@ std::int64_t apply_group(const std::vector<Row *> &rows, const witn::Contract &c
 // An existing outcome's row, as far as applying events needs it.
 struct StoredOutcome {
     std::int64_t id = 0;
-    std::string agent_key, status, facts, attribution, condition, attribution_method;
+    std::string customer_key, key, agent_key, status, facts, attribution, condition,
+        attribution_method;
     std::optional<std::string> scheduled_resolution;
     std::int64_t settles_at = 0, accepted_events = 0, late_events = 0, settlement_period = 0;
+    std::int64_t last_event_id = 0; // highest id applied so far
 };
 
 // The state after applying a statement's events to an outcome.
@@ -332,6 +335,31 @@ struct Folded {
         return state.attribution.quantity(contract.attribution_method).to_string();
     }
 };
+
+// The outcome's accepted events already in the log (not this statement's), in arrival order.
+std::vector<witn::Event> accepted_log(const StoredOutcome &o, const OutcomeBatch &g) {
+    std::vector<Datum> ids;
+    for (const Row *r : g.rows) ids.push_back(Int64GetDatum(r->id));
+    static KeptPlan plan(
+        "SELECT id, action, properties, occurred_at FROM witn.events"
+        " WHERE customer_key = $1 AND key = $2 AND NOT late AND duplicate_of IS NULL"
+        "   AND NOT (id = ANY ($3))"
+        " ORDER BY id",
+        {TEXTOID, TEXTOID, INT8ARRAYOID});
+    spi_connect();
+    Datum args[3] = {text_datum(o.customer_key), text_datum(o.key),
+                     array_datum(ids, std::vector<bool>(ids.size(), false), INT8OID)};
+    std::uint64_t n = plan.run(args, nullptr);
+    std::vector<witn::Event> log;
+    log.reserve(n);
+    for (std::uint64_t i = 0; i < n; ++i) {
+        Jsonb *properties = pg([&] { return DatumGetJsonbP(*spi_datum(i, 3)); });
+        log.push_back(event_from_properties(*spi_text(i, 2), &properties->root, spi_int64(i, 4),
+                                            spi_int64(i, 1), "properties"));
+    }
+    spi_finish();
+    return log;
+}
 
 // Applies the group's events to an outcome that already exists.
 Folded fold_stored(const OutcomeBatch &g, const StoredOutcome &o, TimestampTz now) {
@@ -351,6 +379,21 @@ Folded fold_stored(const OutcomeBatch &g, const StoredOutcome &o, TimestampTz no
     s.condition_holds = witn::evaluate(f.contract.condition, s.facts);
     f.late_events = o.late_events;
     f.last_event_id = apply_group(g.rows, f.contract, s, f.late_events, now);
+
+    // Arrival order is id order. A concurrent transaction that drew later ids may have applied
+    // them first (it got the outcome's lock first); then the history is replayed in id order,
+    // because whether the outcome ever went PENDING depends on the order.
+    bool out_of_order = f.last_event_id && f.last_event_id < o.last_event_id;
+    for (const Row *r : g.rows) out_of_order = out_of_order || (!r->late && !r->duplicate_of && r->id < o.last_event_id);
+    if (!out_of_order) return f;
+    std::vector<witn::Event> log = accepted_log(o, g);
+    for (const Row *r : g.rows)
+        if (!r->late && !r->duplicate_of) log.push_back(r->event);
+    std::sort(log.begin(), log.end(), [](const witn::Event &a, const witn::Event &b) { return a.seq < b.seq; });
+    witn::OutcomeState replayed = witn::OutcomeState::open(f.contract);
+    for (const witn::Event &e : log)
+        witn::apply_event(replayed, f.contract, e, std::numeric_limits<std::int64_t>::min());
+    f.state = replayed;
     return f;
 }
 
@@ -381,22 +424,6 @@ public:
 private:
     Batch *saved_;
 };
-
-// A one-dimensional array of `element` from datums (nulls where null[i]).
-Datum array_datum(const std::vector<Datum> &values, const std::vector<bool> &null, Oid element) {
-    return pg([&] {
-        int16 len;
-        bool byval;
-        char align;
-        get_typlenbyvalalign(element, &len, &byval, &align);
-        int dims[1] = {static_cast<int>(values.size())};
-        int lbs[1] = {1};
-        bool *nulls = static_cast<bool *>(palloc(sizeof(bool) * (values.size() + 1)));
-        for (std::size_t i = 0; i < values.size(); ++i) nulls[i] = null[i];
-        return PointerGetDatum(construct_md_array(const_cast<Datum *>(values.data()), nulls, 1, dims,
-                                                  lbs, element, len, byval, align));
-    });
-}
 
 // Column-wise arrays for the upsert, one element per outcome.
 struct Columnar {
@@ -514,7 +541,7 @@ void upsert_outcomes(std::vector<OutcomeBatch> &groups, TimestampTz now) {
         "                o.scheduled_resolution::text, o.settles_at, o.accepted_events,"
         "                o.late_events, o.facts::text, o.attribution::text, o.condition::text,"
         "                (extract(epoch FROM o.settlement_period) * 1000000)::bigint,"
-        "                o.attribution_method) f)",
+        "                o.attribution_method, coalesce(o.last_event_id, 0)) f)",
         {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
          TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
          TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, BOOLARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
@@ -614,7 +641,8 @@ bool lock_outcome(const Row &first, StoredOutcome &o) {
     static KeptPlan plan(
         "SELECT id, agent_key, status::text, scheduled_resolution::text, settles_at,"
         "       accepted_events, late_events, facts::text, attribution::text, condition::text,"
-        "       (extract(epoch FROM settlement_period) * 1000000)::bigint, attribution_method"
+        "       (extract(epoch FROM settlement_period) * 1000000)::bigint, attribution_method,"
+        "       coalesce(last_event_id, 0)"
         "  FROM witn.outcomes WHERE customer_key = $1 AND key = $2 FOR UPDATE",
         {TEXTOID, TEXTOID});
     Datum values[2] = {text_datum(first.customer_key), text_datum(first.key)};
@@ -631,6 +659,9 @@ bool lock_outcome(const Row &first, StoredOutcome &o) {
     o.condition = *spi_text(0, 10);
     o.settlement_period = spi_int64(0, 11);
     o.attribution_method = *spi_text(0, 12);
+    o.last_event_id = spi_int64(0, 13);
+    o.customer_key = first.customer_key;
+    o.key = first.key;
     return true;
 }
 
@@ -788,7 +819,10 @@ WITN_FUNCTION(witn_fold_existing) {
     o.condition = *text_arg(10);
     o.settlement_period = PG_GETARG_INT64(11);
     o.attribution_method = *text_arg(12);
-    auto it = active_batch->groups.find({*text_arg(0), *text_arg(1)});
+    o.last_event_id = PG_GETARG_INT64(13);
+    o.customer_key = *text_arg(0);
+    o.key = *text_arg(1);
+    auto it = active_batch->groups.find({o.customer_key, o.key});
     if (it == active_batch->groups.end())
         throw std::runtime_error("witn: fold_existing called for an outcome outside the statement");
     Folded f = fold_stored(*it->second, o, active_batch->now);

@@ -4,7 +4,9 @@
 #include <stdexcept>
 
 extern "C" {
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 }
 
 namespace witn::pg {
@@ -63,5 +65,22 @@ void spi_finish() {
 }
 
 Datum text_datum(const std::string &s) { return PointerGetDatum(to_text(s)); }
+
+// A one-dimensional array of `element` from datums (nulls where null[i]).
+Datum array_datum(const std::vector<Datum> &values, const std::vector<bool> &null, Oid element) {
+    return pg([&] {
+        int16 len;
+        bool byval;
+        char align;
+        get_typlenbyvalalign(element, &len, &byval, &align);
+        int dims[1] = {static_cast<int>(values.size())};
+        int lbs[1] = {1};
+        bool *nulls = static_cast<bool *>(palloc(sizeof(bool) * (values.size() + 1)));
+        for (std::size_t i = 0; i < values.size(); ++i) nulls[i] = null[i];
+        return PointerGetDatum(construct_md_array(const_cast<Datum *>(values.data()), nulls, 1, dims,
+                                                  lbs, element, len, byval, align));
+    });
+}
+
 
 } // namespace witn::pg

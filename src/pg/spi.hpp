@@ -10,6 +10,7 @@ extern "C" {
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace witn::pg {
 
@@ -38,5 +39,8 @@ void spi_connect();
 void spi_finish();
 
 Datum text_datum(const std::string &s);
+
+// A one-dimensional array of `element` from datums (nulls where null[i]).
+Datum array_datum(const std::vector<Datum> &values, const std::vector<bool> &null, Oid element);
 
 } // namespace witn::pg
