@@ -61,10 +61,12 @@ COMMENT ON COLUMN @extschema@.agents.version IS 'Incremented on every change of 
 CREATE TABLE @extschema@.rate_card_prices (
     rate_card_key  text NOT NULL REFERENCES @extschema@.rate_cards (key) ON UPDATE CASCADE ON DELETE CASCADE,
     agent_key      text NOT NULL REFERENCES @extschema@.agents (key) ON UPDATE CASCADE ON DELETE CASCADE,
-    price_per_unit numeric NOT NULL CHECK (price_per_unit >= 0),
+    -- NaN sorts above Infinity, so this rules out both.
+    price_per_unit numeric NOT NULL CHECK (price_per_unit >= 0 AND price_per_unit < 'Infinity'),
     created_at     timestamptz NOT NULL DEFAULT now(),
     updated_at     timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (rate_card_key, agent_key)
+    PRIMARY KEY (rate_card_key, agent_key),
+    CONSTRAINT rate_card_prices_keys_length CHECK (length(rate_card_key) <= 255 AND length(agent_key) <= 255)
 );
 COMMENT ON TABLE @extschema@.rate_card_prices IS
     'The price per unit of an agent''s confirmed outcome on a rate card, in the rate card''s currency. Snapshotted when an outcome opens.';
@@ -190,8 +192,7 @@ CREATE TABLE @extschema@.invoice_lines (
     resolved_at  timestamptz NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (customer_key, id),
-    UNIQUE (customer_key, outcome_id),
-    FOREIGN KEY (customer_key, outcome_id) REFERENCES @extschema@.outcomes (customer_key, id)
+    UNIQUE (customer_key, outcome_id)
 );
 CREATE INDEX invoice_lines_period_idx ON @extschema@.invoice_lines (customer_key, resolved_at);
 COMMENT ON TABLE @extschema@.invoice_lines IS
@@ -205,8 +206,7 @@ CREATE TABLE @extschema@.notifications (
     payload      jsonb NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (customer_key, id),
-    UNIQUE (customer_key, outcome_id),
-    FOREIGN KEY (customer_key, outcome_id) REFERENCES @extschema@.outcomes (customer_key, id)
+    UNIQUE (customer_key, outcome_id)
 );
 COMMENT ON TABLE @extschema@.notifications IS
     'Outbox: one row per resolution, the hosted product''s webhook body in payload; each is also sent with pg_notify(''witn_outcomes'') in the same transaction.';
@@ -226,8 +226,9 @@ COMMENT ON TABLE @extschema@.settlement_errors IS
 
 -- Customers and agents that outcomes refer to cannot be deleted or renamed (what foreign keys
 -- would do, without their cost on the write path).
+-- SECURITY DEFINER: the check must see every outcome, whatever the caller's row policies.
 CREATE FUNCTION @extschema@.protect_referenced_keys() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     referenced boolean;
 BEGIN
@@ -252,3 +253,23 @@ CREATE TRIGGER customers_protect BEFORE DELETE OR UPDATE OF key ON @extschema@.c
     FOR EACH ROW EXECUTE FUNCTION @extschema@.protect_referenced_keys();
 CREATE TRIGGER agents_protect BEFORE DELETE OR UPDATE OF key ON @extschema@.agents
     FOR EACH ROW EXECUTE FUNCTION @extschema@.protect_referenced_keys();
+
+-- Invoice lines and notifications are written by settlement from the outcome row itself, in
+-- its transaction, so they cannot refer to a missing outcome; what keeps them from being
+-- orphaned later is that a resolved outcome is history and cannot be deleted or re-keyed.
+-- (Foreign keys would cost a lookup per written line and notification.)
+CREATE FUNCTION @extschema@.protect_resolved_outcomes() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF OLD.resolved_at IS NOT NULL AND (TG_OP = 'DELETE' OR (NEW.customer_key, NEW.id, NEW.key)
+                                        IS DISTINCT FROM (OLD.customer_key, OLD.id, OLD.key)) THEN
+        RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
+            MESSAGE = format('outcome %s is resolved and cannot be %s', OLD.id,
+                             CASE TG_OP WHEN 'DELETE' THEN 'deleted' ELSE 're-keyed' END),
+            DETAIL = format('customer %s, key %s, resolved at %s', OLD.customer_key, OLD.key, OLD.resolved_at),
+            HINT = 'Invoice lines and notifications refer to it.';
+    END IF;
+    RETURN CASE TG_OP WHEN 'DELETE' THEN OLD ELSE NEW END;
+END $$;
+CREATE TRIGGER outcomes_protect BEFORE DELETE OR UPDATE OF customer_key, id, key ON @extschema@.outcomes
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.protect_resolved_outcomes();

@@ -3,6 +3,14 @@
 -- The write path: one statement trigger validates the statement's events and applies them to
 -- their outcomes. A bad row fails the whole statement: nothing is written.
 -- ---------------------------------------------------------------------------------------------
+CREATE FUNCTION @extschema@.event_keys_fit(customer_key text, key text, action text,
+    agent_key text, idempotency_key text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'witn_event_keys_fit' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.event_keys_fit(text, text, text, text, text) IS
+    'Backs the events_keys_fit constraint: keys are 1 to 255 characters (PAYLOAD_TOO_LARGE or VALIDATION_ERROR otherwise), checked before the row reaches an index.';
+ALTER TABLE @extschema@.events ADD CONSTRAINT events_keys_fit
+    CHECK (@extschema@.event_keys_fit(customer_key, key, action, agent_key, idempotency_key));
+
 -- Its statements are keyed lookups and writes driven by the statement's keys; their plans are
 -- made once per session, so keep them on indexes whatever the statistics said at that moment.
 CREATE FUNCTION @extschema@.events_apply() RETURNS trigger
@@ -39,7 +47,8 @@ COMMENT ON FUNCTION @extschema@.explain(bigint) IS
 
 CREATE FUNCTION @extschema@.replay(outcome_id bigint,
     OUT outcome_id bigint, OUT matches boolean, OUT differences text[])
-    AS 'MODULE_PATHNAME', 'witn_replay' LANGUAGE C STABLE STRICT;
+    AS 'MODULE_PATHNAME', 'witn_replay' LANGUAGE C STABLE STRICT
+    SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION @extschema@.replay(bigint) IS
     'Recomputes an outcome from its event log with the pure evaluator and lists every difference from the stored state (none expected).';
 

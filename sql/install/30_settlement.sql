@@ -6,9 +6,10 @@
 
 -- The notification body: the hosted product's webhook, with an id stable for deduplication
 -- (one resolution per outcome, so the outcome id names it).
--- No SET clause, so that settlement can inline it; it names only pg_catalog functions.
+-- STABLE and no SET clause, so that settlement can inline it (jsonb_build_object is stable);
+-- it names only pg_catalog functions.
 CREATE FUNCTION @extschema@.notification_payload(o @extschema@.outcomes, created_at timestamptz)
-    RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+    RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT pg_catalog.jsonb_build_object(
         'id', 'ntf_' || o.id,
         'type', CASE o.status WHEN 'CONFIRMED' THEN 'outcome_succeed' ELSE 'outcome_failed' END,

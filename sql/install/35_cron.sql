@@ -69,7 +69,10 @@ COMMENT ON FUNCTION @extschema@.schedule_settlement(text) IS
 CREATE FUNCTION @extschema@.unschedule_settlement() RETURNS boolean
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    RETURN @extschema@.cron_call(format('cron.unschedule(%L)', @extschema@.cron_job_name()))::boolean;
+    -- False when there is nothing to remove (cron.unschedule itself would raise).
+    RETURN @extschema@.cron_call(format(
+        'SELECT coalesce(bool_or(cron.unschedule(jobid)), false) FROM cron.job'
+        ' WHERE jobname = %L AND username = current_user', @extschema@.cron_job_name()))::boolean;
 END $$;
 COMMENT ON FUNCTION @extschema@.unschedule_settlement() IS
     'Removes the pg_cron job created by witn.schedule_settlement() for this database.';

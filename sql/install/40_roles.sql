@@ -46,7 +46,9 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.condition_in(cstring), @extschema@.condition_out(@extschema@.condition),
     @extschema@.condition_recv(internal), @extschema@.condition_send(@extschema@.condition),
     @extschema@.evaluate(@extschema@.condition, jsonb), @extschema@.describe(@extschema@.condition),
-    @extschema@.explain_facts(@extschema@.condition, jsonb)
+    @extschema@.explain_facts(@extschema@.condition, jsonb),
+    -- the witn.events key check runs with the inserting role's rights
+    @extschema@.event_keys_fit(text, text, text, text, text)
     TO PUBLIC;
 
 GRANT USAGE ON SCHEMA @extschema@ TO witn_admin, witn_ingest, witn_reader, witn_customer;
