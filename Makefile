@@ -14,7 +14,7 @@ PG_SRCS   = $(sort $(wildcard src/pg/*.cpp))
 OBJS      = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
 
 REGRESS      = $(patsubst sql/%.sql,%,$(filter-out sql/witn--%,$(sort $(wildcard sql/*.sql))))
-REGRESS_OPTS = --inputdir=. --outputdir=results
+REGRESS_OPTS = --inputdir=.
 
 PG_CONFIG ?= pg_config
 # PostgreSQL's headers are C: include them as system headers so C++ warnings about them do
