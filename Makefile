@@ -57,6 +57,7 @@ fuzz-build: $(FUZZ_TARGETS)
 
 # Runs every fuzz target for FUZZ_SECONDS in total, starting from its seed corpus.
 fuzz: fuzz-build
+	@test -n "$(FUZZ_TARGETS)" || { echo "no fuzz targets in test/fuzz"; exit 1; }
 	@per=$$(( $(FUZZ_SECONDS) / $(words $(FUZZ_TARGETS)) )); \
 	for t in $(FUZZ_TARGETS); do \
 	  mkdir -p $$t.corpus; \

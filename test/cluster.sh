@@ -104,6 +104,11 @@ CREATE EXTENSION witn CASCADE;
 SQL
 }
 
+witn_drop_db() {
+    PGOPTIONS='-c client_min_messages=warning' psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$1\"" >/dev/null
+}
+
 witn_fresh_db() {
-    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$1\"" -c "CREATE DATABASE \"$1\" TEMPLATE witn_template" >/dev/null
+    witn_drop_db "$1"
+    psql -X -q -d postgres -c "CREATE DATABASE \"$1\" TEMPLATE witn_template" >/dev/null
 }

@@ -83,7 +83,7 @@ for f in test/pgtap/*.sql; do
         grep -E '^not ok|^# +(Failed|caught|wanted|have|want|got|expected)|ERROR|Dubious|planned' "$log_dir/pgtap-$name.log" | head -20 | sed 's/^/    /'
     fi
     record pgtap "$passed" "$failed" "$([ "$failed" != 0 ] && echo "$name")"
-    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"t_$name\"" >/dev/null 2>&1
+    witn_drop_db "t_$name"
 done
 
 section "parallel sessions and pg_cron"
@@ -99,7 +99,7 @@ for f in test/concurrency/*.sh test/cron/*.sh; do
         tail -20 "$log_dir/shell-$name.log" | sed 's/^/    /'
         record shell 0 1 "$name"
     fi
-    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"s_$name\"" >/dev/null 2>&1
+    witn_drop_db "s_$name"
 done
 
 section "fuzzing (libFuzzer + ASan + UBSan)"
