@@ -1,10 +1,12 @@
 // The write path: the statement trigger that validates a statement's events and folds them into
 // their outcomes in the inserting transaction.
 //
-// It reads the statement's rows from the transition table (validating each), takes
-// idempotency locks, then handles one outcome at a time in (customer_key, key) order — the
-// same order in every session, so concurrent multi-outcome batches cannot deadlock — with one
-// read and one write of the outcome row however many of its events the statement carries.
+// It reads the statement's rows from the transition table (validating each), marks retried
+// idempotency keys, groups the rows by outcome and writes every outcome of the statement with
+// one INSERT ... ON CONFLICT DO UPDATE, in (customer_key, key) byte order — the same order in
+// every session, so concurrent multi-outcome batches cannot deadlock. However many events a
+// statement carries, each outcome row is read and written once, and the statement costs a
+// fixed number of SQL statements (two keyed ones when it touches a single outcome).
 #include "pg/postgres.hpp"
 
 #include "core/attribution.hpp"
@@ -395,7 +397,7 @@ Folded fold_stored(const OutcomeBatch &g, const StoredOutcome &o, TimestampTz no
     // Arrival order is id order. A concurrent transaction that drew later ids may have applied
     // them first (it got the outcome's lock first); then the history is replayed in id order,
     // because whether the outcome ever went PENDING depends on the order.
-    bool out_of_order = f.last_event_id && f.last_event_id < o.last_event_id;
+    bool out_of_order = false;
     for (const Row *r : g.rows) out_of_order = out_of_order || (!r->late && !r->duplicate_of && r->id < o.last_event_id);
     if (!out_of_order) return f;
     std::vector<witn::Event> log = accepted_log(o, g);
