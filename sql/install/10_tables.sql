@@ -71,6 +71,20 @@ CREATE TABLE @extschema@.rate_card_prices (
 COMMENT ON TABLE @extschema@.rate_card_prices IS
     'The price per unit of an agent''s confirmed outcome on a rate card, in the rate card''s currency. Snapshotted when an outcome opens.';
 
+-- updated_at follows every change of a lookup row.
+CREATE FUNCTION @extschema@.touch_updated_at() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    NEW.updated_at := now();
+    RETURN NEW;
+END $$;
+CREATE TRIGGER rate_cards_touch BEFORE UPDATE ON @extschema@.rate_cards
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.touch_updated_at();
+CREATE TRIGGER customers_touch BEFORE UPDATE ON @extschema@.customers
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.touch_updated_at();
+CREATE TRIGGER rate_card_prices_touch BEFORE UPDATE ON @extschema@.rate_card_prices
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.touch_updated_at();
+
 -- Readable VALIDATION_ERRORs for agent contracts (the CHECK constraints stay as the backstop),
 -- and the version counter that tells outcomes which contract they were opened under.
 CREATE FUNCTION @extschema@.agents_before_write() RETURNS trigger

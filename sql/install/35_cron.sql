@@ -10,8 +10,8 @@ CREATE FUNCTION @extschema@.cron_job_name() RETURNS text
 $$;
 COMMENT ON FUNCTION @extschema@.cron_job_name() IS 'The pg_cron job name witn uses for this database.';
 
--- Runs a statement in the pg_cron database: here when pg_cron is installed here, else through
--- dblink. Returns the statement's single bigint/boolean result as text.
+-- Runs a query (a SELECT returning one value) in the pg_cron database: here when pg_cron is
+-- installed here, else through dblink. Returns the value as text.
 CREATE FUNCTION @extschema@.cron_call(statement text) RETURNS text
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -37,7 +37,7 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'WT009',
             MESSAGE = format('CRON_NOT_AVAILABLE: pg_cron lives in database %s, not here', cron_db),
             DETAIL = format('cron.database_name = %s, current database = %s', cron_db, current_database()),
-            HINT = format('CREATE EXTENSION dblink in this database and call again, or run in database %s: SELECT %s;',
+            HINT = format('CREATE EXTENSION dblink in this database and call again, or run in database %s: %s;',
                           cron_db, statement);
     END IF;
     conninfo := format('dbname=%s port=%s user=%s', quote_literal(cron_db),
@@ -60,7 +60,7 @@ BEGIN
             HINT = 'Use cron format, e.g. ''* * * * *'' for every minute.';
     END IF;
     RETURN @extschema@.cron_call(format(
-        'cron.schedule_in_database(%L, %L, %L, %L)',
+        'SELECT cron.schedule_in_database(%L, %L, %L, %L)',
         @extschema@.cron_job_name(), schedule, 'SELECT witn.settle()', current_database()))::bigint;
 END $$;
 COMMENT ON FUNCTION @extschema@.schedule_settlement(text) IS

@@ -160,9 +160,14 @@ std::string int_array(const std::vector<std::int64_t> &values) {
     return out + "}";
 }
 
-// 64-bit FNV-1a: the same in every session, so every session takes the same lock.
-std::int64_t lock_key(const std::string &customer_key, const std::string &idempotency_key) {
-    std::uint64_t h = 1469598103934665603ULL;
+// Idempotency keys are serialized through a fixed set of advisory locks (a hash bucket per
+// key): the same bucket in every session for the same key, and never more than kLockBuckets
+// locks per statement, however many keys it carries (each lock takes a lock-table slot).
+constexpr std::uint32_t kLockBuckets = 256;
+constexpr std::int32_t kLockClass = 0x7769746e; // "witn": advisory lock class for these keys
+
+std::int32_t lock_bucket(const std::string &customer_key, const std::string &idempotency_key) {
+    std::uint64_t h = 1469598103934665603ULL; // 64-bit FNV-1a over both keys
     auto mix = [&](const std::string &s) {
         for (unsigned char ch : s) {
             h ^= ch;
@@ -173,7 +178,7 @@ std::int64_t lock_key(const std::string &customer_key, const std::string &idempo
     };
     mix(customer_key);
     mix(idempotency_key);
-    return static_cast<std::int64_t>(h);
+    return static_cast<std::int32_t>(h % kLockBuckets);
 }
 
 // Marks events whose idempotency_key was already accepted for the customer as duplicates, and
@@ -184,10 +189,12 @@ void resolve_idempotency(std::vector<Row> &rows) {
         if (r.has_idempotency_key) keyed.push_back(&r);
     if (keyed.empty()) return;
 
-    std::set<std::int64_t> locks;
-    for (Row *r : keyed) locks.insert(lock_key(r->customer_key, r->idempotency_key));
-    for (std::int64_t k : locks)
-        pg([&] { DirectFunctionCall1(pg_advisory_xact_lock_int8, Int64GetDatum(k)); });
+    std::set<std::int32_t> buckets; // taken in ascending order in every session: no deadlock
+    for (Row *r : keyed) buckets.insert(lock_bucket(r->customer_key, r->idempotency_key));
+    for (std::int32_t b : buckets)
+        pg([&] {
+            DirectFunctionCall2(pg_advisory_xact_lock_int4, Int32GetDatum(kLockClass), Int32GetDatum(b));
+        });
 
     std::sort(keyed.begin(), keyed.end(), [](const Row *a, const Row *b) { return a->id < b->id; });
     std::vector<std::int64_t> statement_ids, duplicates;

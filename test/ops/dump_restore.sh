@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Backup and restore: pg_dump of a database using witn, restored into a fresh database, gives
+# the same customers, agents, prices, events, outcomes, invoice lines and notifications; the
+# restored events are not applied a second time; verify() is clean; new events keep working.
+# Needs PGHOST, PGPORT, PGUSER (a superuser) and PGDATABASE (a fresh database with witn).
+set -euo pipefail
+src=$PGDATABASE
+dst="${PGDATABASE}_restored"
+fail=0
+check() { # description expected actual
+    if [ "$2" = "$3" ]; then echo "ok - $1"; else echo "not ok - $1: expected [$2], got [$3]"; fail=1; fi
+}
+q() { psql -X -At -v ON_ERROR_STOP=1 -d "$1" -c "$2"; }
+
+psql -X -q -v ON_ERROR_STOP=1 -d "$src" >/dev/null <<'SQL'
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS witn CASCADE;
+INSERT INTO witn.currencies (code, minor_units) VALUES ('XTS', 3);
+INSERT INTO witn.rate_cards (key, currency) VALUES ('std', 'USD'), ('test', 'XTS');
+INSERT INTO witn.customers (key, rate_card_key) VALUES ('acme', 'std'), ('initech', 'test');
+INSERT INTO witn.agents (key, condition, attribution_method) VALUES
+    ('support', '[{"fact": "replied", "operator": "seen"}, {"fact": "reopened", "operator": "not seen"}]', 'sum');
+INSERT INTO witn.rate_card_prices VALUES ('std', 'support', 2.50), ('test', 'support', 1.125);
+INSERT INTO witn.events (customer_key, key, action, agent_key, properties, idempotency_key)
+SELECT c, 't' || g, CASE WHEN g % 4 = 0 THEN 'reopened' ELSE 'replied' END, 'support',
+       jsonb_build_object('attribution', g % 3), 'k' || g
+  FROM generate_series(1, 200) g, unnest(ARRAY['acme', 'initech']) c;
+INSERT INTO witn.events (customer_key, key, action, properties, idempotency_key)
+VALUES ('acme', 't1', 'replied', '{"attribution": 1}', 'k1');   -- a retry: recorded as a duplicate
+SELECT * FROM witn.settle(now() + interval '4 days');
+INSERT INTO witn.events (customer_key, key, action) VALUES ('acme', 't2', 'reopened');   -- late
+INSERT INTO witn.events (customer_key, key, action, agent_key) VALUES ('acme', 'open-1', 'replied', 'support');
+SQL
+
+snapshot() { # the data a restore must preserve, as one hash per table
+    q "$1" "SELECT string_agg(t || ':' || h, ' ' ORDER BY t) FROM (
+        SELECT 'outcomes' t, md5(string_agg(o::text, '|' ORDER BY o.id)) h FROM witn.outcomes o
+        UNION ALL SELECT 'events', md5(string_agg(e::text, '|' ORDER BY e.id)) FROM witn.events e
+        UNION ALL SELECT 'lines', md5(string_agg(l::text, '|' ORDER BY l.id)) FROM witn.invoice_lines l
+        UNION ALL SELECT 'notifications', md5(string_agg(n::text, '|' ORDER BY n.id)) FROM witn.notifications n
+        UNION ALL SELECT 'agents', md5(string_agg(a::text, '|' ORDER BY a.key)) FROM witn.agents a
+        UNION ALL SELECT 'prices', md5(string_agg(p::text, '|' ORDER BY p.rate_card_key, p.agent_key)) FROM witn.rate_card_prices p
+        UNION ALL SELECT 'currencies', md5(string_agg(c::text, '|' ORDER BY c.code)) FROM witn.currencies c) s"
+}
+before=$(snapshot "$src")
+
+dump=$(mktemp /tmp/witn-dump.XXXXXX.sql)
+trap 'rm -f "$dump"; PGOPTIONS="-c client_min_messages=warning" psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$dst\"" >/dev/null 2>&1' EXIT
+pg_dump -d "$src" -f "$dump"
+PGOPTIONS='-c client_min_messages=warning' psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$dst\"" -c "CREATE DATABASE \"$dst\"" >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -d "$dst" -f "$dump" >/dev/null
+
+check "every witn table restored identically" "$before" "$(snapshot "$dst")"
+check "verify() is clean after the restore" "0" "$(q "$dst" "SELECT count(*) FROM witn.verify()")"
+check "restored events were not applied again" \
+    "$(q "$src" "SELECT sum(accepted_events) FROM witn.outcomes")" \
+    "$(q "$dst" "SELECT sum(accepted_events) FROM witn.outcomes")"
+
+q "$dst" "INSERT INTO witn.events (customer_key, key, action) VALUES ('acme', 'open-1', 'reopened')" >/dev/null
+check "a new event applies to a restored outcome" "PENDING/FAILED/2" \
+    "$(q "$dst" "SELECT status || '/' || scheduled_resolution || '/' || accepted_events FROM witn.outcomes WHERE key = 'open-1' AND customer_key = 'acme'")"
+check "new ids continue after the restored ones" "t" \
+    "$(q "$dst" "SELECT max(id) FILTER (WHERE received_at = (SELECT max(received_at) FROM witn.events)) > (SELECT max(id) FROM witn.events WHERE received_at < (SELECT max(received_at) FROM witn.events)) FROM witn.events")"
+check "settlement goes on after the restore" "1" \
+    "$(q "$dst" "SELECT failed FROM witn.settle(now() + interval '4 days')")"
+check "verify() is clean at the end" "0" "$(q "$dst" "SELECT count(*) FROM witn.verify()")"
+exit $fail
