@@ -53,6 +53,17 @@ constexpr const char *kLeafHint =
 // Validation limit on a condition's numbers, in plain-notation digits.
 constexpr std::size_t kMaxNumberDigits = 1000;
 
+// ".type" for a plain key, "[\"a b\"]" (JSON-quoted) for anything else, so paths stay unambiguous.
+std::string member_path(const std::string &key) {
+    bool plain = !key.empty() && !(key[0] >= '0' && key[0] <= '9');
+    for (char c : key)
+        plain = plain && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_');
+    if (plain) return "." + key;
+    std::string quoted = "[";
+    json::append_quoted(quoted, key);
+    return quoted + "]";
+}
+
 Decimal number_at(const json::Value &v, const std::string &path, const char *expected) {
     if (v.kind != json::Kind::Number) fail_leaf(path, expected);
     auto d = Decimal::parse(v.text);
@@ -66,8 +77,8 @@ Leaf leaf_from_json(const json::Value &v, const std::string &path) {
         fail_leaf(path, "an object {\"fact\", \"operator\", \"value\"?}");
     for (const auto &[key, _] : v.members)
         if (key != "fact" && key != "operator" && key != "value")
-            fail_leaf(path + "." + key, "absent: a leaf has only the keys \"fact\", "
-                                              "\"operator\" and \"value\"");
+            fail_leaf(path + member_path(key), "absent: a leaf has only the keys \"fact\", "
+                                                 "\"operator\" and \"value\"");
     const json::Value *fact = v.find("fact");
     const json::Value *op = v.find("operator");
     const json::Value *value = v.find("value");
