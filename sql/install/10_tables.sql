@@ -171,11 +171,12 @@ CREATE TABLE @extschema@.outcomes (
     last_event_id        bigint,
     opened_at            timestamptz NOT NULL DEFAULT now(),
     updated_at           timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (customer_key, id),
-    UNIQUE (customer_key, key),
-    CHECK ((resolved_at IS NULL) = (status IN ('OPEN', 'PENDING')))
+    -- id first: witn.explain/replay look outcomes up by id alone. resolved_at is set exactly
+    -- when status becomes CONFIRMED or FAILED (settlement is its only writer; witn.verify
+    -- checks it).
+    PRIMARY KEY (id, customer_key),
+    UNIQUE (customer_key, key)
 );
-CREATE INDEX outcomes_id_idx ON @extschema@.outcomes (id);
 -- No foreign keys to customers and agents: the events trigger checks both when it opens an
 -- outcome, and a key-share lock on the customer row per new outcome would serialize concurrent
 -- writers. witn.protect_referenced_keys() below keeps referenced customers and agents in place.
@@ -205,8 +206,8 @@ CREATE TABLE @extschema@.invoice_lines (
     currency     text NOT NULL,
     resolved_at  timestamptz NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (customer_key, id),
-    UNIQUE (customer_key, outcome_id)
+    -- One line per outcome is the key; id numbers lines in the order they were written.
+    PRIMARY KEY (customer_key, outcome_id)
 );
 CREATE INDEX invoice_lines_period_idx ON @extschema@.invoice_lines (customer_key, resolved_at);
 COMMENT ON TABLE @extschema@.invoice_lines IS
@@ -219,8 +220,8 @@ CREATE TABLE @extschema@.notifications (
     kind         text NOT NULL CHECK (kind IN ('outcome_succeed', 'outcome_failed')),
     payload      jsonb NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (customer_key, id),
-    UNIQUE (customer_key, outcome_id)
+    -- One notification per resolution, so per outcome.
+    PRIMARY KEY (customer_key, outcome_id)
 );
 COMMENT ON TABLE @extschema@.notifications IS
     'Outbox: one row per resolution, the hosted product''s webhook body in payload; each is also sent with pg_notify(''witn_outcomes'') in the same transaction.';

@@ -11,12 +11,9 @@ COMMENT ON FUNCTION @extschema@.event_keys_fit(text, text, text, text, text) IS
 ALTER TABLE @extschema@.events ADD CONSTRAINT events_keys_fit
     CHECK (@extschema@.event_keys_fit(customer_key, key, action, agent_key, idempotency_key));
 
--- Its statements are keyed lookups and writes driven by the statement's keys; their plans are
--- made once per session, so keep them on indexes whatever the statistics said at that moment.
 CREATE FUNCTION @extschema@.events_apply() RETURNS trigger
     AS 'MODULE_PATHNAME', 'witn_events_apply' LANGUAGE C
-    SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-    SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off;
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION @extschema@.events_apply() IS
     'Statement trigger on witn.events: validates the inserted events, then opens, updates and times their outcomes, in the inserting transaction.';
 

@@ -550,7 +550,6 @@ void upsert_outcomes(std::vector<OutcomeBatch> &groups, TimestampTz now) {
         "        AS p(customer_key, key, agent_key, status, scheduled, settles_at, condition, period,"
         "             method, version, price, currency, quantity, holds, accepted, late, facts,"
         "             attribution, last_id)"
-        "  ORDER BY p.customer_key COLLATE \"C\", p.key COLLATE \"C\""
         " ON CONFLICT (customer_key, key) DO UPDATE"
         "    SET (status, scheduled_resolution, settles_at, quantity, condition_holds,"
         "         accepted_events, late_events, facts, attribution, last_event_id, updated_at)"
@@ -569,8 +568,10 @@ void upsert_outcomes(std::vector<OutcomeBatch> &groups, TimestampTz now) {
          TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID});
     Datum args[kColumns];
     for (int i = 0; i < kColumns; ++i) args[i] = array_datum(c.values[i], c.nulls[i], element[i]);
+    // The arrays are in (customer_key, key) byte order and unnest() yields them in that order,
+    // which is the order rows are inserted or locked. work_mem: unnest materializes the arrays.
     ActiveBatch active(batch);
-    plan.run(args, nullptr);
+    plan.run(args, nullptr, 0, {{"work_mem", "64MB"}});
 }
 
 // Writes late / duplicate_of where what the statement decided differs from the row as inserted.

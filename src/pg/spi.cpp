@@ -6,6 +6,7 @@
 extern "C" {
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 }
 
@@ -18,8 +19,12 @@ KeptPlan::KeptPlan(const char *sql, std::initializer_list<Oid> types)
     for (Oid t : types) types_[i++] = t;
 }
 
-std::uint64_t KeptPlan::run(const Datum *values, const char *nulls, long limit) {
-    return pg([&] {
+std::uint64_t KeptPlan::run(const Datum *values, const char *nulls, long limit,
+                           std::initializer_list<Setting> settings) {
+    static const Setting planning[] = {
+        {"enable_seqscan", "off"}, {"enable_hashjoin", "off"}, {"enable_mergejoin", "off"}};
+    bool first = !planned_;
+    std::uint64_t processed = pg([&] {
         if (!plan_) {
             // Generic plans: the statements are keyed lookups and array-driven writes whose best
             // plan does not depend on parameter values; replanning per call would dominate.
@@ -28,10 +33,24 @@ std::uint64_t KeptPlan::run(const Datum *values, const char *nulls, long limit) 
             SPI_keepplan(p);
             plan_ = p;
         }
+        // Settings live in a GUC nest level of their own, undone right after (or by the
+        // transaction abort when the statement fails).
+        int nest = -1;
+        if (first || settings.size()) {
+            nest = NewGUCNestLevel();
+            if (first)
+                for (const Setting &s : planning)
+                    set_config_option(s.name, s.value, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+            for (const Setting &s : settings)
+                set_config_option(s.name, s.value, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+        }
         int rc = SPI_execute_plan(plan_, const_cast<Datum *>(values), nulls, false, limit);
         if (rc < 0) elog(ERROR, "witn: SPI_execute_plan failed (%s) for: %s", SPI_result_code_string(rc), sql_);
+        if (nest >= 0) AtEOXact_GUC(true, nest);
         return SPI_processed;
     });
+    planned_ = true;
+    return processed;
 }
 
 std::optional<std::string> spi_text(std::uint64_t row, int col) {

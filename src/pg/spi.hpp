@@ -14,18 +14,29 @@ extern "C" {
 
 namespace witn::pg {
 
-// A statement prepared on first use and kept for the life of the backend.
+// A setting applied for the duration of one execution (e.g. {"work_mem", "64MB"}).
+struct Setting {
+    const char *name;
+    const char *value;
+};
+
+// A statement prepared on first use and kept for the life of the backend, with a generic plan.
+// The plan is built on the first execution with sequential scans, hash and merge joins
+// disabled: the statements are keyed lookups and key-driven writes, and a plan built while a
+// table is still small must not scan it once it has grown.
 class KeptPlan {
 public:
     KeptPlan(const char *sql, std::initializer_list<Oid> types);
     // Runs the plan; returns the number of rows processed. nulls: ' ' or 'n' per argument.
-    std::uint64_t run(const Datum *values, const char *nulls, long limit = 0);
+    std::uint64_t run(const Datum *values, const char *nulls, long limit = 0,
+                      std::initializer_list<Setting> settings = {});
 
 private:
     const char *sql_;
     Oid types_[32];
     int nargs_;
     SPIPlanPtr plan_ = nullptr;
+    bool planned_ = false;
 };
 
 // Column reads from SPI_tuptable's row `row` (columns are 1-based).
