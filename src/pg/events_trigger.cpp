@@ -427,12 +427,34 @@ Folded fold_new(const OutcomeBatch &g, TimestampTz now) {
     return f;
 }
 
+// The SET clause that applies the statement's events to an existing, locked outcome row `o`
+// through witn.fold_existing() (shared by the upsert and the single-outcome update).
+#define WITN_FOLD_EXISTING                                                                       \
+    "    SET (status, scheduled_resolution, settles_at, quantity, condition_holds,"              \
+    "         accepted_events, late_events, facts, attribution, last_event_id, updated_at)"      \
+    "      = (SELECT f.status::witn.outcome_status, f.scheduled_resolution::witn.outcome_status," \
+    "                f.settles_at, f.quantity::numeric, f.condition_holds, f.accepted_events,"   \
+    "                f.late_events, f.facts::jsonb, f.attribution::jsonb,"                       \
+    "                coalesce(greatest(o.last_event_id, f.last_event_id), o.last_event_id), now()" \
+    "           FROM witn.fold_existing(o.customer_key, o.key, o.agent_key, o.status::text,"     \
+    "                o.scheduled_resolution::text, o.settles_at, o.accepted_events,"             \
+    "                o.late_events, o.facts::text, o.attribution::text, o.condition::text,"      \
+    "                (extract(epoch FROM o.settlement_period) * 1000000)::bigint,"               \
+    "                o.attribution_method, coalesce(o.last_event_id, 0)) f)"
+
 // The statement being applied, for witn.fold_existing() which the upsert calls back.
 struct Batch {
     std::map<std::pair<std::string, std::string>, OutcomeBatch *> groups;
     TimestampTz now = 0;
 };
 Batch *active_batch = nullptr;
+
+Batch batch_of(std::vector<OutcomeBatch> &groups, TimestampTz now) {
+    Batch b;
+    b.now = now;
+    for (OutcomeBatch &g : groups) b.groups[{g.rows.front()->customer_key, g.rows.front()->key}] = &g;
+    return b;
+}
 
 // Makes a batch visible to fold_existing for the duration of the upsert.
 class ActiveBatch {
@@ -503,11 +525,9 @@ void upsert_outcomes(std::vector<OutcomeBatch> &groups, TimestampTz now) {
            kVersion, kPrice, kCurrency, kQuantity, kHolds, kAccepted, kLate, kFacts, kAttribution,
            kLastId, kColumns };
     Columnar c(kColumns);
-    Batch batch;
-    batch.now = now;
+    Batch batch = batch_of(groups, now);
     for (OutcomeBatch &g : groups) {
         const Row &first = *g.rows.front();
-        batch.groups[{first.customer_key, first.key}] = &g;
         Folded n = fold_new(g, now);
         const witn::OutcomeState &s = n.state;
         c.put(kCustomer, text_datum(first.customer_key));
@@ -550,18 +570,7 @@ void upsert_outcomes(std::vector<OutcomeBatch> &groups, TimestampTz now) {
         "        AS p(customer_key, key, agent_key, status, scheduled, settles_at, condition, period,"
         "             method, version, price, currency, quantity, holds, accepted, late, facts,"
         "             attribution, last_id)"
-        " ON CONFLICT (customer_key, key) DO UPDATE"
-        "    SET (status, scheduled_resolution, settles_at, quantity, condition_holds,"
-        "         accepted_events, late_events, facts, attribution, last_event_id, updated_at)"
-        "      = (SELECT f.status::witn.outcome_status, f.scheduled_resolution::witn.outcome_status,"
-        "                f.settles_at, f.quantity::numeric, f.condition_holds, f.accepted_events,"
-        "                f.late_events, f.facts::jsonb, f.attribution::jsonb,"
-        "                coalesce(greatest(o.last_event_id, f.last_event_id), o.last_event_id), now()"
-        "           FROM witn.fold_existing(o.customer_key, o.key, o.agent_key, o.status::text,"
-        "                o.scheduled_resolution::text, o.settles_at, o.accepted_events,"
-        "                o.late_events, o.facts::text, o.attribution::text, o.condition::text,"
-        "                (extract(epoch FROM o.settlement_period) * 1000000)::bigint,"
-        "                o.attribution_method, coalesce(o.last_event_id, 0)) f)",
+        " ON CONFLICT (customer_key, key) DO UPDATE" WITN_FOLD_EXISTING,
         {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
          TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
          TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, BOOLARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
@@ -658,35 +667,6 @@ void resolve_terms(std::vector<OutcomeBatch> &groups) {
     }
 }
 
-// Reads and locks an outcome; false when it does not exist.
-bool lock_outcome(const Row &first, StoredOutcome &o) {
-    static KeptPlan plan(
-        "SELECT id, agent_key, status::text, scheduled_resolution::text, settles_at,"
-        "       accepted_events, late_events, facts::text, attribution::text, condition::text,"
-        "       (extract(epoch FROM settlement_period) * 1000000)::bigint, attribution_method,"
-        "       coalesce(last_event_id, 0)"
-        "  FROM witn.outcomes WHERE customer_key = $1 AND key = $2 FOR UPDATE",
-        {TEXTOID, TEXTOID});
-    Datum values[2] = {text_datum(first.customer_key), text_datum(first.key)};
-    if (plan.run(values, nullptr, 1) == 0) return false;
-    o.id = spi_int64(0, 1);
-    o.agent_key = *spi_text(0, 2);
-    o.status = *spi_text(0, 3);
-    o.scheduled_resolution = spi_text(0, 4);
-    o.settles_at = spi_int64(0, 5);
-    o.accepted_events = spi_int64(0, 6);
-    o.late_events = spi_int64(0, 7);
-    o.facts = *spi_text(0, 8);
-    o.attribution = *spi_text(0, 9);
-    o.condition = *spi_text(0, 10);
-    o.settlement_period = spi_int64(0, 11);
-    o.attribution_method = *spi_text(0, 12);
-    o.last_event_id = spi_int64(0, 13);
-    o.customer_key = first.customer_key;
-    o.key = first.key;
-    return true;
-}
-
 std::optional<Datum> scheduled_datum(const witn::OutcomeState &s) {
     if (!s.scheduled_resolution) return std::nullopt;
     return status_datum(*s.scheduled_resolution);
@@ -724,52 +704,39 @@ bool insert_outcome(const OutcomeBatch &g, const Folded &n) {
     return plan.run(values, nulls) == 1;
 }
 
-void update_outcome(const Row &first, const StoredOutcome &o, const Folded &f) {
-    static KeptPlan plan(
-        "UPDATE witn.outcomes SET status = $3::witn.outcome_status,"
-        "       scheduled_resolution = $4::witn.outcome_status, settles_at = $5,"
-        "       quantity = $6::numeric, condition_holds = $7, accepted_events = $8,"
-        "       late_events = $9, facts = $10::jsonb, attribution = $11::jsonb,"
-        "       last_event_id = coalesce(greatest(last_event_id, $12), last_event_id),"
-        "       updated_at = now()"
-        " WHERE customer_key = $1 AND id = $2",
-        {TEXTOID, INT8OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID, BOOLOID, INT8OID, INT8OID,
-         TEXTOID, TEXTOID, INT8OID});
-    const witn::OutcomeState &s = f.state;
-    std::optional<Datum> scheduled = scheduled_datum(s);
-    Datum values[12] = {
-        text_datum(first.customer_key), Int64GetDatum(o.id), status_datum(s.status),
-        scheduled.value_or(Datum(0)), TimestampTzGetDatum(s.settles_at), text_datum(f.quantity()),
-        BoolGetDatum(s.condition_holds), Int64GetDatum(s.accepted_events),
-        Int64GetDatum(f.late_events), text_datum(s.facts.to_json()),
-        text_datum(s.attribution.to_json()), Int64GetDatum(f.last_event_id)};
-    char nulls[13] = "            ";
-    if (!scheduled) nulls[3] = 'n';
-    if (!f.last_event_id) nulls[11] = 'n';
-    plan.run(values, nulls);
+// Applies the group's events to its outcome if it exists (one UPDATE that locks the row and
+// folds through witn.fold_existing); false when there is no such outcome.
+bool update_existing(std::vector<OutcomeBatch> &one, TimestampTz now) {
+    static KeptPlan plan("UPDATE witn.outcomes o" WITN_FOLD_EXISTING
+                         " WHERE o.customer_key = $1 AND o.key = $2",
+                         {TEXTOID, TEXTOID});
+    const Row &first = *one.front().rows.front();
+    Datum values[2] = {text_datum(first.customer_key), text_datum(first.key)};
+    Batch batch = batch_of(one, now);
+    ActiveBatch active(batch);
+    return plan.run(values, nullptr) == 1;
 }
 
-// A statement touching one outcome — the common single-row INSERT — takes two keyed statements
-// (lock, then update or insert) instead of the array-driven upsert.
-void apply_one(OutcomeBatch &g, TimestampTz now) {
-    const Row &first = *g.rows.front();
-    StoredOutcome stored;
-    if (!lock_outcome(first, stored)) {
-        TermsCache cache;
-        open_terms(g, cache);
-        if (insert_outcome(g, fold_new(g, now))) return;
-        // A concurrent transaction opened it first; ours waits on its row and applies on top.
-        // Under REPEATABLE READ or SERIALIZABLE our snapshot cannot see that row: ask the
-        // client to retry, as PostgreSQL does for any such conflict.
-        if (!lock_outcome(first, stored))
-            pg([&] {
-                ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-                                errmsg("could not serialize access due to a concurrently opened outcome"),
-                                errdetail("customer %s, key %s", first.customer_key.c_str(), first.key.c_str()),
-                                errhint("Retry the transaction.")));
-            });
+// A statement touching one outcome — the common single-row INSERT — takes one keyed UPDATE
+// when the outcome exists, and a keyed INSERT when this statement opens it.
+void apply_one(std::vector<OutcomeBatch> &one, TimestampTz now) {
+    if (update_existing(one, now)) return;
+    OutcomeBatch &g = one.front();
+    TermsCache cache;
+    open_terms(g, cache);
+    if (insert_outcome(g, fold_new(g, now))) return;
+    // A concurrent transaction opened it first; ours waits on its row and applies on top.
+    // Under REPEATABLE READ or SERIALIZABLE our snapshot cannot see that row: ask the client
+    // to retry, as PostgreSQL does for any such conflict.
+    if (!update_existing(one, now)) {
+        const Row &first = *g.rows.front();
+        pg([&] {
+            ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+                            errmsg("could not serialize access due to a concurrently opened outcome"),
+                            errdetail("customer %s, key %s", first.customer_key.c_str(), first.key.c_str()),
+                            errhint("Retry the transaction.")));
+        });
     }
-    update_outcome(first, stored, fold_stored(g, stored, now));
 }
 
 // Restoring a dump (events with their original received_at) is for superusers only.
@@ -807,7 +774,7 @@ WITN_FUNCTION(witn_events_apply) {
     resolve_idempotency(rows);
     std::vector<OutcomeBatch> groups = group_rows(rows);
     if (groups.size() == 1) {
-        apply_one(groups.front(), now);
+        apply_one(groups, now);
     } else {
         resolve_terms(groups);
         upsert_outcomes(groups, now);
