@@ -1,26 +1,67 @@
 #!/usr/bin/env bash
-# The main job: install what is missing, build and install witn, start a throwaway PostgreSQL
-# with pg_cron, run a realistic billing scenario and show outcomes and invoice lines.
-#   bash examples/demo.sh          (the cluster is removed at the end)
-#   bash examples/demo.sh --keep   (leave it running and print how to connect)
-set -eu
-cd "$(dirname "$0")/.."
-. test/cluster.sh
+# witn's main job, end to end on this machine: install what is missing, build and install witn,
+# start a throwaway PostgreSQL 15 with pg_cron, create database witn_demo, CREATE EXTENSION witn
+# CASCADE, and run examples/demo.sql (a billing scenario: support tickets and metered API usage,
+# their outcomes, settlement, invoice lines). The cluster is removed at the end.
+#
+#   bash examples/demo.sh           run the demo, then stop and remove the cluster
+#   bash examples/demo.sh --keep    leave the cluster running and print how to connect
+#
+# Debian 12, as root (or a user with sudo, for apt-get and make install).
+set -euo pipefail
 
-echo "witn demo: checking dependencies..."
-witn_ensure_deps
-echo "building and installing witn..."
-witn_build_install
-echo "starting a throwaway PostgreSQL 15 with pg_cron..."
+KEEP=0
+for arg in "$@"; do
+    case "$arg" in
+        --keep) KEEP=1 ;;
+        -h | --help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "unknown option: $arg (try --help)" >&2; exit 2 ;;
+    esac
+done
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+# shellcheck source=test/cluster.sh
+. "$ROOT/test/cluster.sh"
+
+step() { printf '\n==> %s\n' "$*"; }
+BUILD_LOG=$(mktemp "${TMPDIR:-/tmp}/witn-demo-build.XXXXXX")
+# shellcheck disable=SC2016 # expanded when the hook runs
+witn_on_exit 'rm -f "$BUILD_LOG"'
+
+step "checking packages (installs postgresql-15, its server headers, pg_cron, g++, make when missing)"
+witn_ensure_deps --minimal
+
+step "building and installing witn (make && make install)"
+if ! witn_build_install >"$BUILD_LOG" 2>&1; then
+    cat "$BUILD_LOG" >&2
+    echo "the build failed" >&2
+    exit 1
+fi
+echo "installed into $("$WITN_PG_CONFIG" --sharedir)/extension"
+
+step "starting a throwaway PostgreSQL $WITN_PG_VERSION with pg_cron"
 witn_cluster_start
-psql -X -q -d postgres -c "CREATE DATABASE witn_demo" >/dev/null
-psql -X -d witn_demo -f examples/demo.sql
 
-if [ "${1:-}" = "--keep" ]; then
-    trap - EXIT INT TERM
-    echo
-    echo "The cluster keeps running. Connect with:"
-    echo "  psql -h $PGHOST -p $PGPORT -U postgres witn_demo"
-    echo "Stop it with:"
-    echo "  runuser -u postgres -- $WITN_PG_BIN/pg_ctl -D $WITN_TMP/data stop && rm -rf $WITN_TMP"
+step "creating database witn_demo and CREATE EXTENSION witn CASCADE"
+witn_psql -d postgres -c "CREATE DATABASE witn_demo"
+witn_psql -d witn_demo -c "CREATE EXTENSION witn CASCADE"
+
+step "running examples/demo.sql"
+"$WITN_PG_BIN/psql" -X -v ON_ERROR_STOP=1 -d witn_demo -f examples/demo.sql
+
+if ((KEEP)); then
+    # Kept only once the demo has run: a failed or interrupted demo removes its cluster.
+    WITN_KEEP_CLUSTER=1
+    if [ "$(id -u)" = 0 ]; then as_owner="runuser -u $WITN_CLUSTER_USER -- "; else as_owner=""; fi
+    cat <<EOF
+
+The cluster keeps running (data, socket and log in $WITN_CLUSTER_DIR). Connect with:
+  psql -h $PGHOST -p $PGPORT -U postgres witn_demo
+or, for other tools: postgresql:///witn_demo?host=$PGHOST&port=$PGPORT&user=postgres
+Stop and remove it with:
+  ${as_owner}$WITN_PG_BIN/pg_ctl -D $WITN_CLUSTER_DIR/data stop -m fast && rm -rf $WITN_CLUSTER_DIR
+EOF
+else
+    step "stopping the cluster"
 fi

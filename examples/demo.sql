@@ -1,87 +1,115 @@
--- witn demo: a support vendor bills for resolved tickets, a data vendor for metered API usage.
+-- witn demo: a helpdesk vendor bills its support agent per successfully resolved ticket, and a
+-- data vendor bills metered API usage. Run by examples/demo.sh in a fresh database; on its own:
+--   psql -X -d some_empty_database -f examples/demo.sql
+-- The events happened over the last few hours; instead of waiting out the 72-hour settlement
+-- windows, the demo settles "as of" 71 hours from now.
 \set ON_ERROR_STOP on
+\set QUIET on
 \pset footer off
+\pset null '-'
 SET client_min_messages = warning;
+SET TimeZone = 'UTC';
 CREATE EXTENSION IF NOT EXISTS witn CASCADE;
 
 \echo
-\echo '1. Contracts: a rate card, two customers, two agents with their billable conditions'
+\echo '== 1. Contracts: a rate card in USD, two customers, two agents and their prices'
 INSERT INTO witn.rate_cards (key, name, currency) VALUES ('standard', 'Standard pricing', 'USD');
 INSERT INTO witn.customers (key, name, rate_card_key) VALUES
     ('acme', 'Acme Inc', 'standard'),
     ('globex', 'Globex Corp', 'standard');
+-- support: billable when an agent replied, and the ticket was neither escalated nor reopened,
+-- and the customer did not rate it 3 or lower. Settles 72 hours after its latest event.
+-- metered: billable when the API was called; the quantity is the sum of properties.attribution.
 INSERT INTO witn.agents (key, name, condition, settlement_period, attribution_method) VALUES
     ('support', 'Support agent',
      '[{"fact": "agent_replied", "operator": "seen"},
        {"fact": "escalated", "operator": "not seen"},
        {"fact": "reopened", "operator": "not seen"},
-       {"fact": "csat", "operator": "not lte", "value": 3}]', '72 hours', 'last'),
-    ('metered', 'Metered API',
-     '[{"fact": "api_call", "operator": "seen"}]', '24 hours', 'sum');
+       {"fact": "csat", "operator": "not lte", "value": 3}]',
+     '72 hours', 'last'),
+    ('metered', 'Metered API usage',
+     '[{"fact": "api_call", "operator": "seen"}]',
+     '72 hours', 'sum');
 INSERT INTO witn.rate_card_prices (rate_card_key, agent_key, price_per_unit) VALUES
     ('standard', 'support', 2.50),
     ('standard', 'metered', 10);
-SELECT key AS agent, witn.describe(condition) AS "billable when", settlement_period
-  FROM witn.agents ORDER BY key;
+
+SELECT a.key AS agent, witn.describe(a.condition) AS "billable when", a.settlement_period,
+       a.attribution_method, p.price_per_unit, r.currency
+  FROM witn.agents a
+  JOIN witn.rate_card_prices p ON p.agent_key = a.key
+  JOIN witn.rate_cards r ON r.key = p.rate_card_key
+ ORDER BY a.key;
 
 \echo
-\echo '2. Events arrive as things happen (plain INSERTs; triggers keep every outcome current)'
-INSERT INTO witn.events (customer_key, key, action, agent_key, properties, occurred_at) VALUES
-    -- ticket 1: answered, happy customer
-    ('acme', 'ticket-1', 'agent_replied', 'support', '{}', now() - interval '5 hours'),
-    ('acme', 'ticket-1', 'csat', NULL, '{"value": 5}', now() - interval '4 hours'),
-    -- ticket 2: answered, then reopened
-    ('acme', 'ticket-2', 'agent_replied', 'support', '{}', now() - interval '5 hours'),
-    ('acme', 'ticket-2', 'reopened', NULL, '{}', now() - interval '3 hours'),
-    -- ticket 3: answered, unhappy customer
-    ('acme', 'ticket-3', 'agent_replied', 'support', '{}', now() - interval '5 hours'),
-    ('acme', 'ticket-3', 'csat', NULL, '{"value": 2}', now() - interval '2 hours'),
-    -- ticket 4: answered, the customer never rates it (no CSAT is not a bad CSAT)
-    ('globex', 'ticket-4', 'agent_replied', 'support', '{}', now() - interval '1 hour'),
-    -- ticket 5: still waiting for an answer
-    ('globex', 'ticket-5', 'customer_wrote', 'support', '{}', now() - interval '1 hour'),
-    -- metered usage: 1.2 units, then 0.8 more
-    ('globex', 'api-2026-11', 'api_call', 'metered', '{"attribution": 1.2}', now() - interval '2 hours'),
-    ('globex', 'api-2026-11', 'api_call', NULL, '{"attribution": 0.8}', now() - interval '1 hour');
--- A retry of the same event (same idempotency key) is recorded once and applied once.
-INSERT INTO witn.events (customer_key, key, action, idempotency_key)
-VALUES ('acme', 'ticket-1', 'note', 'req-42'), ('acme', 'ticket-1', 'note', 'req-42');
-
-SELECT customer_key AS customer, key AS outcome, agent_key AS agent, status,
-       scheduled_resolution, round(extract(epoch FROM settles_at - now()) / 3600) AS settles_in_hours,
-       quantity, unit_price, currency
-  FROM witn.outcomes ORDER BY id;
+\echo '== 2. Events arrive as things happen: plain INSERTs, triggers keep each outcome current'
+INSERT INTO witn.events (key, action, agent_key, customer_key, properties, occurred_at) VALUES
+    -- ticket-1: answered, the customer is happy (CSAT 5)
+    ('ticket-1', 'agent_replied', 'support', 'acme', '{}', now() - interval '5 hours'),
+    ('ticket-1', 'csat', 'support', 'acme', '{"value": 5}', now() - interval '4 hours'),
+    -- ticket-2: answered, then the customer reopened it
+    ('ticket-2', 'agent_replied', 'support', 'acme', '{}', now() - interval '6 hours'),
+    ('ticket-2', 'reopened', 'support', 'acme', '{}', now() - interval '3 hours'),
+    -- ticket-3: answered, but the customer rated it 2
+    ('ticket-3', 'agent_replied', 'support', 'acme', '{}', now() - interval '5 hours'),
+    ('ticket-3', 'csat', 'support', 'acme', '{"value": 2}', now() - interval '2 hours'),
+    -- ticket-4: the customer wrote, no agent ever replied
+    ('ticket-4', 'customer_wrote', 'support', 'globex', '{}', now() - interval '4 hours'),
+    -- metered usage: two batches of API calls, 0.75 + 0.45 = 1.2 units at 10 USD
+    ('usage-2026-w47', 'api_call', 'metered', 'globex', '{"attribution": 0.75}', now() - interval '6 hours'),
+    ('usage-2026-w47', 'api_call', 'metered', 'globex', '{"attribution": 0.45}', now() - interval '2 hours');
+-- ticket-5: answered just now. The client timed out and sent the event again with the same
+-- idempotency key: recorded twice, applied once.
+INSERT INTO witn.events (key, action, agent_key, customer_key, idempotency_key)
+VALUES ('ticket-5', 'agent_replied', 'support', 'globex', 'req-42');
+INSERT INTO witn.events (key, action, agent_key, customer_key, idempotency_key)
+VALUES ('ticket-5', 'agent_replied', 'support', 'globex', 'req-42');
 
 \echo
-\echo '3. Why ticket-3 is going to fail (witn.explain)'
-SELECT description, event_count, latest_value, passes
-  FROM witn.explain((SELECT id FROM witn.outcomes WHERE key = 'ticket-3')) ORDER BY leaf;
+\echo '   Outcomes: PENDING once the condition has held (scheduled_resolution: what it becomes at'
+\echo '   settles_at if nothing else happens); OPEN while it never held (it will FAIL).'
+SELECT id, customer_key, key, agent_key, status, scheduled_resolution,
+       settles_at::timestamp(0) AS settles_at, quantity, accepted_events
+  FROM witn.outcomes
+ ORDER BY id;
+SELECT key, action, idempotency_key, duplicate_of FROM witn.events WHERE idempotency_key IS NOT NULL ORDER BY id;
 
 \echo
-\echo '4. Three days later: settlement (pg_cron runs witn.settle() every minute; here we ask for'
-\echo '   the state as of now + 73 hours)'
-SELECT * FROM witn.settle(now() + interval '73 hours');
-
-SELECT customer_key AS customer, key AS outcome, status, resolved_at = settles_at AS "resolved at settles_at"
-  FROM witn.outcomes ORDER BY id;
+\echo '== 3. Why is ticket-3 going to fail? witn.explain shows each leaf of the condition'
+SELECT leaf, description, event_count, latest_value, passes
+  FROM witn.explain((SELECT id FROM witn.outcomes WHERE customer_key = 'acme' AND key = 'ticket-3'))
+ ORDER BY leaf;
 
 \echo
-\echo '5. Invoice lines (one per confirmed outcome) and the month''s invoice totals'
-SELECT customer_key AS customer, outcome_key AS outcome, agent_key AS agent, quantity,
-       unit_price, amount, currency
-  FROM witn.invoice_lines ORDER BY id;
-SELECT customer_key AS customer, currency, month, lines, amount FROM witn.invoices ORDER BY 1;
+\echo '== 4. Settlement. In production pg_cron runs witn.settle() every minute; here we fast-forward'
+\echo '   71 hours with its as_of argument: every window has closed except ticket-5''s, which'
+\echo '   opened just now and has an hour to go.'
+SELECT * FROM witn.settle(as_of => now() + interval '71 hours');
+
+SELECT id, customer_key, key, status, resolved_at::timestamp(0) AS resolved_at, quantity, unit_price
+  FROM witn.outcomes
+ ORDER BY id;
 
 \echo
-\echo '6. Notifications (outbox, also sent with pg_notify on channel witn_outcomes)'
-SELECT payload->>'id' AS id, payload->>'type' AS type, payload->'data'->>'outcome_key' AS outcome
-  FROM witn.notifications ORDER BY id;
+\echo '== 5. Invoice lines: one per CONFIRMED outcome, amount = unit_price x quantity, exact'
+SELECT customer_key, outcome_id, agent_key, quantity, unit_price, amount, currency,
+       resolved_at::timestamp(0) AS resolved_at
+  FROM witn.invoice_lines
+ ORDER BY outcome_id;
+
+\echo '   Invoice totals per customer and month, rounded once to the currency''s minor units'
+SELECT customer_key, currency, month, lines, amount FROM witn.invoices ORDER BY customer_key, month;
 
 \echo
-\echo '7. A late event changes nothing; the log still records it'
-INSERT INTO witn.events (customer_key, key, action) VALUES ('acme', 'ticket-1', 'reopened');
-SELECT key AS outcome, action, late FROM witn.events WHERE late;
+\echo '== 6. A late event (after ticket-1 settled) changes nothing; the log keeps it, marked late'
+INSERT INTO witn.events (key, action, agent_key, customer_key) VALUES ('ticket-1', 'reopened', 'support', 'acme');
+SELECT e.key, e.action, e.late, o.status, o.late_events
+  FROM witn.events e
+  JOIN witn.outcomes o ON o.customer_key = e.customer_key AND o.key = e.key
+ WHERE e.late
+ ORDER BY e.id;
 
 \echo
-\echo '8. Consistency: every outcome replayed from its event log (no rows = consistent)'
-SELECT * FROM witn.verify();
+\echo '== 7. Settling again is safe: nothing more is due, nothing is billed twice'
+SELECT * FROM witn.settle(as_of => now() + interval '71 hours');
+SELECT count(*) AS invoice_lines FROM witn.invoice_lines;

@@ -1,127 +1,382 @@
 #!/usr/bin/env bash
-# Runs every witn test on a throwaway PostgreSQL cluster and ends with "N passed, M failed".
-#   bash test/run.sh            everything (about 6-10 minutes on 2 cores)
-#   WITN_FUZZ_SECONDS=20        shorter fuzzing (default 60)
-#   WITN_SKIP_FUZZ=1            no fuzzing
-# Installs what is missing (apt-get), builds with warnings as errors, installs witn, starts its
-# own cluster in a temp dir on a free port, and removes it at the end.
-set -u
-cd "$(dirname "$0")/.."
-. test/cluster.sh
+# Runs every witn test and ends with the line "N passed, M failed" (exit status 0 only when
+# M = 0). `bash .ci/run` runs exactly this.
+#
+#   bash test/run.sh
+#
+# Steps, each counted; a failing step does not stop the later ones, except the build:
+#   deps         apt-get install whatever is missing (test/cluster.sh lists the packages)
+#   build        make -j2 && make install (warnings are errors: the Makefile has -Werror)
+#   unit         make unit: the GoogleTest suite, counted per test
+#   cluster      a throwaway PostgreSQL 15 with pg_cron, in a temp dir (test/cluster.sh)
+#   regress      make installcheck (pg_regress), counted per test
+#   template     a template database with pgtap and witn, copied for each test file below
+#   pgtap        pg_prove on each test/pgtap/*.sql in its own database, counted per assertion
+#   concurrency  each test/concurrency/*.sh in its own database, counted per script
+#   cron         each test/cron/*.sh in its own database, counted per script
+#   ops          each test/ops/*.sh (backup and restore) in its own database, counted per script
+#   fuzz         make fuzz (libFuzzer with ASan/UBSan), counted as one test
+#
+# Environment:
+#   WITN_FUZZ_SECONDS=N  fuzzing time in total over all targets (default 60)
+#   WITN_SKIP_FUZZ=1     no fuzzing
+#   WITN_KEEP_LOGS=1     keep the per-step logs (their directory is printed at the end)
+#   WITN_ONLY="a b"      run only these of pgtap/concurrency/cron test files (base names)
+set -uo pipefail
 
-declare -A suite_pass suite_fail
-suites=()
-failures=()
-log_dir=$(mktemp -d /tmp/witn-test-logs.XXXXXX)
+WITN_RUN_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$WITN_RUN_ROOT" || exit 2
+# shellcheck source=test/cluster.sh
+. "$WITN_RUN_ROOT/test/cluster.sh"
 
-record() { # suite passed failed [what failed]
+FUZZ_SECONDS=${WITN_FUZZ_SECONDS:-60}
+ONLY=" ${WITN_ONLY:-} "
+LOGS=$(mktemp -d "${TMPDIR:-/tmp}/witn-test-logs.XXXXXX") || exit 2
+# shellcheck disable=SC2016 # expanded when the hook runs
+if [ "${WITN_KEEP_LOGS:-0}" = 1 ]; then
+    witn_on_exit 'echo "logs kept in $LOGS"'
+else
+    witn_on_exit 'rm -rf "$LOGS"'
+fi
+START=$SECONDS
+
+# ---- bookkeeping --------------------------------------------------------------------------------
+declare -A PASS FAIL NOTE
+SUITES=()
+FAILURES=()
+
+record() { # SUITE PASSED FAILED [NOTE]
     local s=$1
-    [[ -v "suite_pass[$s]" ]] || { suites+=("$s"); suite_pass[$s]=0; suite_fail[$s]=0; }
-    suite_pass[$s]=$((suite_pass[$s] + $2))
-    suite_fail[$s]=$((suite_fail[$s] + $3))
-    [ -n "${4:-}" ] && failures+=("$s: $4")
-    return 0
+    if [ -z "${PASS[$s]+set}" ]; then
+        SUITES+=("$s")
+        PASS[$s]=0 FAIL[$s]=0 NOTE[$s]=""
+    fi
+    PASS[$s]=$((PASS[$s] + $2))
+    FAIL[$s]=$((FAIL[$s] + $3))
+    if [ -n "${4:-}" ]; then
+        NOTE[$s]=${NOTE[$s]:+${NOTE[$s]}; }$4
+    fi
+}
+failed() { FAILURES+=("$1"); } # what to list under the summary
+
+section() { printf '\n==> %s   [%dm%02ds]\n' "$1" $(((SECONDS - START) / 60)) $(((SECONDS - START) % 60)); }
+indent() { sed 's/^/    /'; }
+# Prints a log, or its first and last lines when it is long.
+show_log() { # FILE [MAX_LINES]
+    local max=${2:-150} n
+    n=$(wc -l <"$1")
+    if ((n <= max)); then
+        indent <"$1"
+    else
+        head -n $((max / 3)) "$1" | indent
+        echo "    ... ($((n - max)) lines left out) ..."
+        tail -n $((max - max / 3)) "$1" | indent
+    fi
+}
+selected() { [ "$ONLY" = "  " ] || [[ $ONLY == *" $1 "* ]]; }
+dbname() { echo "witn_$1_$2" | tr -c 'a-zA-Z0-9_\n' '_' | tr '[:upper:]' '[:lower:]' | cut -c1-63; }
+
+summary() {
+    section "summary"
+    local s total_pass=0 total_fail=0
+    printf '    %-13s %8s %8s   %s\n' suite passed failed notes
+    printf '    %-13s %8s %8s   %s\n' ------------- ------ ------ -----
+    for s in "${SUITES[@]}"; do
+        printf '    %-13s %8d %8d   %s\n' "$s" "${PASS[$s]}" "${FAIL[$s]}" "${NOTE[$s]}"
+        total_pass=$((total_pass + PASS[$s]))
+        total_fail=$((total_fail + FAIL[$s]))
+    done
+    printf '    %-13s %8d %8d   %s\n' total "$total_pass" "$total_fail" \
+        "in $(((SECONDS - START) / 60))m$(((SECONDS - START) % 60))s"
+    if ((${#FAILURES[@]})); then
+        echo
+        echo "    failed:"
+        printf '      %s\n' "${FAILURES[@]}"
+    fi
+    echo
+    echo "$total_pass passed, $total_fail failed"
+    ((total_fail == 0))
 }
 
-section() { printf '\n=== %s ===\n' "$1"; }
+echo "witn tests: $(nproc 2>/dev/null || echo '?') cores, repository $WITN_RUN_ROOT"
 
+# ---- dependencies -------------------------------------------------------------------------------
 section "dependencies"
-witn_ensure_deps || { echo "could not install dependencies"; exit 2; }
+# shellcheck disable=SC2119 # no extra packages
+if witn_ensure_deps 2>&1; then
+    record deps 1 0
+else
+    record deps 0 1 "apt-get failed"
+    failed "deps: packages missing"
+fi
 
-section "build (warnings are errors)"
-if (make -s clean >/dev/null 2>&1; make -j2 2>&1 | tail -n 20) && make -s install >/dev/null 2>&1; then
+# ---- build --------------------------------------------------------------------------------------
+section "build and install (make -j2 && make install; warnings are errors)"
+if witn_build_install >"$LOGS/build.log" 2>&1; then
+    echo "    built and installed into $("$WITN_PG_CONFIG" --sharedir)/extension and $("$WITN_PG_CONFIG" --pkglibdir)"
     record build 1 0
 else
-    record build 0 1 "make failed"
-    echo "build failed: nothing else can run"
-    printf '\n0 passed, 1 failed\n'
+    echo "    build FAILED:"
+    # The compiler's messages, without the (long) compile commands.
+    grep -vE '^(g\+\+|gcc|clang\+\+|clang|cc|c\+\+) ' "$LOGS/build.log" | tail -n 60 | indent
+    record build 0 1 "nothing else ran"
+    failed "build: make or make install failed"
+    summary
     exit 1
 fi
 
-section "unit tests (GoogleTest)"
-if make -s -j2 test/unit/witn_unit >"$log_dir/unit-build.log" 2>&1; then
-    test/unit/witn_unit --gtest_brief=1 >"$log_dir/unit.log" 2>&1
-    unit_rc=$?
-    passed=$(sed -n 's/.*\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log_dir/unit.log" | tail -1)
-    failed=$(sed -n 's/.*\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log_dir/unit.log" | tail -1)
-    grep -E '^\[  FAILED  \] [A-Za-z]' "$log_dir/unit.log" | head -20
-    [ "$unit_rc" -ne 0 ] && [ -z "$failed" ] && failed=1
-    record unit "${passed:-0}" "${failed:-0}" "$([ "${failed:-0}" != 0 ] && echo "see $log_dir/unit.log")"
-    echo "unit: ${passed:-0} passed, ${failed:-0} failed"
+# ---- unit tests ---------------------------------------------------------------------------------
+section "unit tests (GoogleTest, make unit)"
+witn_run_bounded 900 "$LOGS/unit.log" ${WITN_LOCK[@]+"${WITN_LOCK[@]}"} make unit PG_CONFIG="$WITN_PG_CONFIG"
+rc=$?
+passed=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) tests\{0,1\}\..*/\1/p' "$LOGS/unit.log" | tail -n 1)
+nfailed=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) tests\{0,1\}, listed below.*/\1/p' "$LOGS/unit.log" | tail -n 1)
+skipped=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) tests\{0,1\}, listed below.*/\1/p' "$LOGS/unit.log" | tail -n 1)
+if [ -z "$passed" ] && [ -z "$nfailed" ]; then
+    # No summary: it did not build, or it crashed. Count what finished, and one failure.
+    passed=$(grep -c '^\[       OK \]' "$LOGS/unit.log")
+    nfailed=$(($(grep -cE '^\[  FAILED  \] [^ ]+ \(' "$LOGS/unit.log") + 1))
+    echo "    make unit did not complete (exit $rc):"
+    show_log "$LOGS/unit.log" 80
+    failed "unit: did not build or did not finish (exit $rc)"
 else
-    cat "$log_dir/unit-build.log" | tail -20
-    record unit 0 1 "unit tests did not build"
+    passed=${passed:-0} nfailed=${nfailed:-0}
+    if ((rc != 0 && nfailed == 0)); then nfailed=1; fi
+    grep -E '^\[==========\]|^\[  (PASSED|FAILED|SKIPPED) +\]' "$LOGS/unit.log" | indent
+    if ((nfailed)); then
+        # Everything but the per-test progress lines: the failures and their messages.
+        grep -vE '^\[ RUN      \]|^\[       OK \]|^\[----------\]|^$' "$LOGS/unit.log" | head -n 200 | indent
+        while read -r t; do failed "unit: $t"; done < <(sed -n 's/^\[  FAILED  \] \([^ ,]*\).*([0-9]* ms)$/\1/p' "$LOGS/unit.log")
+    fi
+fi
+record unit "$passed" "$nfailed" "${skipped:+$skipped skipped}"
+
+# ---- cluster ------------------------------------------------------------------------------------
+section "throwaway PostgreSQL cluster (pg_cron in database postgres)"
+have_cluster=0
+# Not in a pipeline: witn_cluster_start exports PGHOST, PGPORT and PGUSER to this shell.
+if witn_cluster_start >"$LOGS/cluster.log" 2>&1 &&
+    jobs_table=$(witn_psql -At -d postgres -c "SELECT count(*) FROM cron.job" 2>&1); then
+    indent <"$LOGS/cluster.log"
+    echo "    cron.job is readable in database postgres ($jobs_table jobs); server log: $PGHOST/server.log"
+    have_cluster=1
+    record cluster 1 0
+else
+    show_log "$LOGS/cluster.log" 120
+    record cluster 0 1
+    failed "cluster: did not start (the suites that need it did not run)"
 fi
 
-section "throwaway cluster"
-witn_cluster_start || { echo "cluster did not start"; printf '\n0 passed, 1 failed\n'; exit 1; }
-echo "PostgreSQL on port $PGPORT, socket in $PGHOST"
-witn_template_db || { record cluster 0 1 "template database"; }
-
-section "pg_regress"
-make -s installcheck >"$log_dir/regress.log" 2>&1
-grep -E '^(ok|not ok|test | +[a-z_]+ +\.\.\.)' "$log_dir/regress.log" | sed 's/^/  /'
-passed=$(grep -cE '(^ok )|(\.\.\. ok)' "$log_dir/regress.log")
-failed=$(grep -cE '(^not ok )|(\.\.\. FAILED)' "$log_dir/regress.log")
-if [ "$failed" -gt 0 ] && [ -f regression.diffs ]; then
-    head -60 regression.diffs
+# ---- pg_regress ---------------------------------------------------------------------------------
+section "regression tests (pg_regress, make installcheck)"
+if ((!have_cluster)); then
+    echo "    not run: no cluster"
+    record regress 0 1 "not run: no cluster"
+elif ! ls sql/*.sql >/dev/null 2>&1; then
+    echo "    no sql/*.sql tests"
+    record regress 0 0 "no tests"
+else
+    rm -f results/regression.diffs results/regression.out
+    witn_run_bounded 600 "$LOGS/regress.log" make installcheck PG_CONFIG="$WITN_PG_CONFIG"
+    rc=$?
+    # pg_regress 15: "test name ... ok 12 ms", "     name ... FAILED 12 ms" in a parallel group.
+    lines=$(grep -E '^(test | +)[^ ]+ +\.\.\. +(ok|FAILED|failed \(ignored\))' "$LOGS/regress.log")
+    passed=$(grep -cE '\.\.\. +(ok|failed \(ignored\))' <<<"$lines")
+    nfailed=$(grep -cE '\.\.\. +FAILED' <<<"$lines")
+    [ -n "$lines" ] && indent <<<"$lines"
+    if ((rc != 0 && nfailed == 0)); then
+        echo "    make installcheck failed (exit $rc):"
+        show_log "$LOGS/regress.log" 60
+        nfailed=1
+        failed "regress: make installcheck failed (exit $rc)"
+    fi
+    if ((nfailed)); then
+        grep -E '\.\.\. +FAILED' <<<"$lines" | awk '{ print "regress: " ($1 == "test" ? $2 : $1) }' |
+            while read -r l; do echo "$l"; done >"$LOGS/regress.failed"
+        while read -r l; do failed "$l"; done <"$LOGS/regress.failed"
+        if [ -f results/regression.diffs ]; then
+            echo "    ---- results/regression.diffs ----"
+            show_log results/regression.diffs 400
+        fi
+    fi
+    record regress "$passed" "$nfailed"
 fi
-record regress "$passed" "$failed" "$([ "$failed" != 0 ] && echo "see regression.diffs")"
 
-section "pgTAP"
-for f in test/pgtap/*.sql; do
-    name=$(basename "$f" .sql)
-    witn_fresh_db "t_$name"
-    (cd test/pgtap && timeout 600 pg_prove --verbose -d "t_$name" "$name.sql") >"$log_dir/pgtap-$name.log" 2>&1
-    passed=$(grep -cE '^ok [0-9]' "$log_dir/pgtap-$name.log")
-    failed=$(grep -cE '^not ok [0-9]' "$log_dir/pgtap-$name.log")
-    if ! grep -q '^Result: PASS' "$log_dir/pgtap-$name.log" && [ "$failed" -eq 0 ]; then
-        failed=1 # the script itself failed (plan mismatch, SQL error)
-    fi
-    printf '  %-28s %4d ok  %d not ok\n' "$name" "$passed" "$failed"
-    if [ "$failed" -gt 0 ]; then
-        grep -E '^not ok|^# +(Failed|caught|wanted|have|want|got|expected)|ERROR|Dubious|planned' "$log_dir/pgtap-$name.log" | head -20 | sed 's/^/    /'
-    fi
-    record pgtap "$passed" "$failed" "$([ "$failed" != 0 ] && echo "$name")"
-    witn_drop_db "t_$name"
-done
-
-section "parallel sessions and pg_cron"
-for f in test/concurrency/*.sh test/cron/*.sh; do
-    [ -f "$f" ] || continue
-    name=$(basename "$f" .sh)
-    witn_fresh_db "s_$name"
-    if PGDATABASE="s_$name" timeout 600 bash "$f" >"$log_dir/shell-$name.log" 2>&1; then
-        printf '  %-28s ok\n' "$name"
-        record shell 1 0
+# ---- template database --------------------------------------------------------------------------
+have_template=0
+if ((have_cluster)); then
+    section "template database (CREATE EXTENSION pgtap; CREATE EXTENSION witn CASCADE)"
+    if witn_template_db >"$LOGS/template.log" 2>&1; then
+        echo "    $WITN_TEMPLATE_DB: $(witn_psql -At -d "$WITN_TEMPLATE_DB" -c \
+            "SELECT string_agg(extname || ' ' || extversion, ', ' ORDER BY extname) FROM pg_extension")"
+        have_template=1
+        record template 1 0
     else
-        printf '  %-28s FAILED\n' "$name"
-        tail -20 "$log_dir/shell-$name.log" | sed 's/^/    /'
-        record shell 0 1 "$name"
+        show_log "$LOGS/template.log" 60
+        record template 0 1
+        failed "template: CREATE EXTENSION witn CASCADE failed (pgtap, concurrency and cron did not run)"
     fi
-    witn_drop_db "s_$name"
-done
-
-section "fuzzing (libFuzzer + ASan + UBSan)"
-if [ -n "${WITN_SKIP_FUZZ:-}" ]; then
-    echo "skipped (WITN_SKIP_FUZZ)"
-elif make -s fuzz FUZZ_SECONDS="${WITN_FUZZ_SECONDS:-60}" >"$log_dir/fuzz.log" 2>&1; then
-    grep -E 'Done [0-9]+ runs|stat::number_of_executed_units' "$log_dir/fuzz.log" | sed 's/^/  /'
-    record fuzz 1 0
-else
-    tail -30 "$log_dir/fuzz.log"
-    record fuzz 0 1 "see $log_dir/fuzz.log"
 fi
 
-section "summary"
-total_pass=0
-total_fail=0
-for s in "${suites[@]}"; do
-    printf '  %-10s %6d passed %4d failed\n' "$s" "${suite_pass[$s]}" "${suite_fail[$s]}"
-    total_pass=$((total_pass + suite_pass[$s]))
-    total_fail=$((total_fail + suite_fail[$s]))
+# ---- pgTAP --------------------------------------------------------------------------------------
+section "pgTAP (pg_prove, one fresh database per file)"
+files=0 files_failed=0 assertions_failed=0
+for f in test/pgtap/*.sql; do
+    [ -f "$f" ] || continue
+    name=$(basename "$f" .sql)
+    selected "$name" || continue
+    files=$((files + 1))
+    if ((!have_template)); then
+        files_failed=$((files_failed + 1))
+        failed "pgtap: $name not run"
+        continue
+    fi
+    db=$(dbname tap "$name")
+    t0=$SECONDS
+    if ! witn_fresh_db "$db" >"$LOGS/pgtap-$name.log" 2>&1; then
+        rc=1
+    else
+        witn_run_bounded 600 "$LOGS/pgtap-$name.log" pg_prove --verbose -d "$db" "$f"
+        rc=$?
+    fi
+    log=$LOGS/pgtap-$name.log
+    # Top-level TAP lines; "ok N # skip" is a skip, "not ok N # TODO" an expected failure.
+    ok=$(grep -cE '^ok [0-9]+' "$log")
+    skip=$(grep -ciE '^ok [0-9]+.*# *skip' "$log")
+    todo=$(grep -ciE '^not ok [0-9]+.*# *todo' "$log")
+    notok=$(($(grep -cE '^not ok [0-9]+' "$log") - todo))
+    planned=$(sed -n 's/^1\.\.\([0-9]*\).*/\1/p' "$log" | head -n 1)
+    unrun=0
+    if [ -n "$planned" ] && ((planned > ok + notok + todo)); then
+        unrun=$((planned - ok - notok - todo))
+    fi
+    bad=$((notok + unrun))
+    if ((rc != 0 && bad == 0)); then bad=1; fi # the script itself failed: SQL error, bad plan
+    record pgtap "$((ok - skip))" "$bad"
+    assertions_failed=$((assertions_failed + bad))
+    extra=""
+    ((skip)) && extra+=", $skip skipped"
+    ((todo)) && extra+=", $todo todo"
+    if ((rc == 0 && bad == 0)); then
+        printf '    ok     %-28s %5d assertions%s  (%ds)\n' "$name" "$ok" "$extra" $((SECONDS - t0))
+        witn_drop_db "$db" >/dev/null 2>&1
+    else
+        files_failed=$((files_failed + 1))
+        printf '    FAILED %-28s %5d ok, %d not ok, %d not run of %s planned%s, exit %d  (%ds)\n' \
+            "$name" "$ok" "$notok" "$unrun" "${planned:-?}" "$extra" "$rc" $((SECONDS - t0))
+        # The failed assertions with their diagnostics, psql errors, and the end of the log.
+        grep -nE -A6 '^not ok [0-9]+' "$log" | grep -vE '^[0-9]+-ok [0-9]+' | head -n 120 | indent | indent
+        grep -nE 'ERROR|FATAL|psql:|Dubious|Parse errors|Bad plan|timed out' "$log" | head -n 20 | indent | indent
+        echo "        ---- end of log ----"
+        tail -n 15 "$log" | indent | indent
+        failed "pgtap: $name ($bad failed)"
+    fi
 done
-for f in "${failures[@]}"; do echo "  FAILED: $f"; done
-echo "  logs: $log_dir"
-printf '\n%d passed, %d failed\n' "$total_pass" "$total_fail"
-[ "$total_fail" -eq 0 ]
+if ((files == 0)); then
+    record pgtap 0 0 "no test files"
+else
+    record pgtap 0 0 "$files files, $((files - files_failed)) passed, $files_failed failed"
+fi
+
+# ---- shell-driven tests: concurrency, cron ------------------------------------------------------
+run_shell_suite() { # SUITE DIR
+    local suite=$1 dir=$2 f name db rc t0 log n=0 checks
+    for f in "$dir"/*.sh; do
+        [ -f "$f" ] || continue
+        name=$(basename "$f" .sh)
+        selected "$name" || continue
+        n=$((n + 1))
+        if ((!have_template)); then
+            record "$suite" 0 1
+            failed "$suite: $name not run"
+            continue
+        fi
+        db=$(dbname "$suite" "$name")
+        log=$LOGS/$suite-$name.log
+        t0=$SECONDS
+        if ! witn_fresh_db "$db" >"$log" 2>&1; then
+            rc=1
+        else
+            witn_run_bounded 600 "$log" env PGDATABASE="$db" bash "$f"
+            rc=$?
+        fi
+        checks=$(grep -cE '^ok ' "$log")
+        if ((rc == 0)); then
+            printf '    ok     %-28s %s(%ds)\n' "$name" "$( ((checks)) && echo "$checks checks  ")" $((SECONDS - t0))
+            # What it measured or reported, without the passing checks.
+            grep -vE '^ok ' "$log" | head -n 40 | indent | indent
+            record "$suite" 1 0
+            witn_drop_db "$db" >/dev/null 2>&1
+        else
+            printf '    FAILED %-28s exit %d  (%ds)\n' "$name" "$rc" $((SECONDS - t0))
+            show_log "$log" 150 | indent
+            record "$suite" 0 1
+            failed "$suite: $name (exit $rc)"
+        fi
+    done
+    ((n)) || record "$suite" 0 0 "no tests"
+}
+
+if [ -d test/concurrency ]; then
+    section "concurrency (test/concurrency/*.sh, parallel sessions, one fresh database each)"
+    run_shell_suite concurrency test/concurrency
+fi
+if [ -d test/cron ]; then
+    section "pg_cron end to end (test/cron/*.sh, one fresh database each)"
+    run_shell_suite cron test/cron
+fi
+if [ -d test/ops ]; then
+    section "operations (test/ops/*.sh: backup and restore, one fresh database each)"
+    run_shell_suite ops test/ops
+fi
+
+# The cluster is not needed any more (fuzzing runs without it).
+if [ -n "$WITN_CLUSTER_DIR" ]; then
+    section "stopping the cluster"
+    witn_cluster_stop >"$LOGS/stop.log" 2>&1
+    indent <"$LOGS/stop.log"
+fi
+
+# ---- fuzzing ------------------------------------------------------------------------------------
+section "fuzzing (libFuzzer + ASan + UBSan, make fuzz FUZZ_SECONDS=$FUZZ_SECONDS)"
+if [ "${WITN_SKIP_FUZZ:-0}" = 1 ]; then
+    echo "    skipped (WITN_SKIP_FUZZ=1)"
+    record fuzz 0 0 "skipped (WITN_SKIP_FUZZ=1)"
+elif ! ls test/fuzz/*_fuzz.cpp >/dev/null 2>&1; then
+    echo "    no fuzz targets (test/fuzz/*_fuzz.cpp)"
+    record fuzz 0 0 "no fuzz targets"
+else
+    marker=$LOGS/fuzz.start
+    touch "$marker"
+    if ! witn_run_bounded 900 "$LOGS/fuzz.log" ${WITN_LOCK[@]+"${WITN_LOCK[@]}"} make fuzz-build PG_CONFIG="$WITN_PG_CONFIG"; then
+        echo "    the fuzz targets did not build:"
+        show_log "$LOGS/fuzz.log" 60
+        record fuzz 0 1
+        failed "fuzz: targets did not build"
+    else
+        witn_run_bounded $((FUZZ_SECONDS + 300)) "$LOGS/fuzz.log" make fuzz FUZZ_SECONDS="$FUZZ_SECONDS" PG_CONFIG="$WITN_PG_CONFIG"
+        rc=$?
+        # make fuzz runs the targets one after the other, in name order.
+        mapfile -t targets < <(for t in test/fuzz/*_fuzz.cpp; do basename "$t" .cpp; done | LC_ALL=C sort)
+        i=0
+        while read -r line; do
+            printf '    %-20s %s\n' "${targets[$i]:-?}" "$line"
+            i=$((i + 1))
+        done < <(grep -E '^Done [0-9]+ runs' "$LOGS/fuzz.log")
+        if ((rc == 0)) && ! grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:|SUMMARY: [A-Za-z]*Sanitizer|deadly signal' "$LOGS/fuzz.log"; then
+            record fuzz 1 0
+        else
+            echo "    fuzzing FAILED (exit $rc):"
+            grep -nE -A30 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:|deadly signal' "$LOGS/fuzz.log" | head -n 80 | indent
+            echo "    ---- end of the fuzz log ----"
+            tail -n 30 "$LOGS/fuzz.log" | indent
+            artifacts=$(find . -maxdepth 1 \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) -newer "$marker" 2>/dev/null)
+            [ -n "$artifacts" ] && echo "    reproducers: $artifacts (run the target with the file as argument)"
+            record fuzz 0 1
+            failed "fuzz: crash, leak or sanitizer report (exit $rc)"
+        fi
+    fi
+fi
+
+# ---- the end ------------------------------------------------------------------------------------
+summary
