@@ -36,21 +36,21 @@ sql/witn--$(EXTVERSION).sql: $(INSTALL_PARTS)
 
 # ---- core tests, independent of PostgreSQL --------------------------------------------------
 UNIT_CXX   ?= g++
-UNIT_FLAGS  = -std=c++20 -Wall -Wextra -Werror -O1 -g -Isrc -Itest/unit
+UNIT_FLAGS  = -std=c++20 -Wall -Wextra -Werror -O1 -g -Isrc -Itest -Itest/unit
 UNIT_SRCS   = $(sort $(wildcard test/unit/*.cpp))
 
-test/unit/witn_unit: $(CORE_SRCS) $(UNIT_SRCS) $(wildcard src/core/*.hpp) $(wildcard test/unit/*.hpp)
+test/unit/witn_unit: $(CORE_SRCS) $(UNIT_SRCS) $(wildcard src/core/*.hpp) $(wildcard test/unit/*.hpp) test/reference_evaluator.hpp
 	$(UNIT_CXX) $(UNIT_FLAGS) -o $@ $(CORE_SRCS) $(UNIT_SRCS) -lgtest -lgtest_main -pthread
 
 unit: test/unit/witn_unit
 	test/unit/witn_unit
 
 FUZZ_CXX     ?= clang++
-FUZZ_FLAGS    = -std=c++20 -g -O1 -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_FLAGS    = -std=c++20 -g -O1 -Isrc -Itest -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_TARGETS  = $(patsubst %.cpp,%,$(sort $(wildcard test/fuzz/*_fuzz.cpp)))
 FUZZ_SECONDS ?= 60
 
-test/fuzz/%_fuzz: test/fuzz/%_fuzz.cpp $(CORE_SRCS) $(wildcard src/core/*.hpp)
+test/fuzz/%_fuzz: test/fuzz/%_fuzz.cpp $(CORE_SRCS) $(wildcard src/core/*.hpp) test/reference_evaluator.hpp
 	$(FUZZ_CXX) $(FUZZ_FLAGS) -o $@ $< $(CORE_SRCS)
 
 fuzz-build: $(FUZZ_TARGETS)

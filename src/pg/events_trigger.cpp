@@ -28,12 +28,14 @@ extern "C" {
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 }
 
 #include <algorithm>
+#include <span>
 #include <limits>
 #include <map>
 #include <set>
@@ -449,7 +451,7 @@ struct Batch {
 };
 Batch *active_batch = nullptr;
 
-Batch batch_of(std::vector<OutcomeBatch> &groups, TimestampTz now) {
+Batch batch_of(std::span<OutcomeBatch> groups, TimestampTz now) {
     Batch b;
     b.now = now;
     for (OutcomeBatch &g : groups) b.groups[{g.rows.front()->customer_key, g.rows.front()->key}] = &g;
@@ -483,7 +485,7 @@ Datum status_datum(witn::Status s) { return text_datum(witn::status_name(s)); }
 
 // Looks up which outcomes of the statement exist (without locking: the upsert locks) and the
 // contract they were opened under.
-void find_existing(std::vector<OutcomeBatch> &groups) {
+void find_existing(std::span<OutcomeBatch> groups) {
     std::vector<Datum> customers, keys;
     for (const OutcomeBatch &g : groups) {
         customers.push_back(text_datum(g.rows.front()->customer_key));
@@ -520,7 +522,7 @@ void find_existing(std::vector<OutcomeBatch> &groups) {
 // (customer_key, key) byte order so that concurrent statements lock outcomes in the same order.
 // A new outcome is inserted with the state its events give it; for an existing one the
 // conflict path locks the row and witn.fold_existing() applies the events to its current state.
-void upsert_outcomes(std::vector<OutcomeBatch> &groups, TimestampTz now) {
+void upsert_outcomes(std::span<OutcomeBatch> groups, TimestampTz now) {
     enum { kCustomer, kKey, kAgent, kStatus, kScheduled, kSettlesAt, kCondition, kPeriod, kMethod,
            kVersion, kPrice, kCurrency, kQuantity, kHolds, kAccepted, kLate, kFacts, kAttribution,
            kLastId, kColumns };
@@ -654,9 +656,8 @@ void open_terms(OutcomeBatch &g, TermsCache &cache) {
 }
 
 // Decides each group's terms: the existing outcome's, or those it opens under.
-void resolve_terms(std::vector<OutcomeBatch> &groups) {
+void resolve_terms(std::span<OutcomeBatch> groups, TermsCache &cache) {
     find_existing(groups);
-    TermsCache cache;
     for (OutcomeBatch &g : groups) {
         if (g.existed) {
             for (const Row *r : g.rows)
@@ -739,6 +740,28 @@ void apply_one(std::vector<OutcomeBatch> &one, TimestampTz now) {
     }
 }
 
+// Outcomes per upsert statement in a large INSERT or COPY.
+constexpr std::size_t kChunkOutcomes = 10000;
+
+// A memory context for one chunk's arrays and values, freed when the chunk is done.
+class ChunkMemory {
+public:
+    ChunkMemory() {
+        context_ = pg([] { return AllocSetContextCreate(CurrentMemoryContext, "witn chunk", ALLOCSET_DEFAULT_SIZES); });
+        saved_ = MemoryContextSwitchTo(context_);
+    }
+    ~ChunkMemory() {
+        MemoryContextSwitchTo(saved_);
+        MemoryContextDelete(context_);
+    }
+    ChunkMemory(const ChunkMemory &) = delete;
+    ChunkMemory &operator=(const ChunkMemory &) = delete;
+
+private:
+    MemoryContext context_;
+    MemoryContext saved_;
+};
+
 // Restoring a dump (events with their original received_at) is for superusers only.
 bool may_restore() { return superuser_arg(GetOuterUserId()); }
 
@@ -776,8 +799,16 @@ WITN_FUNCTION(witn_events_apply) {
     if (groups.size() == 1) {
         apply_one(groups, now);
     } else {
-        resolve_terms(groups);
-        upsert_outcomes(groups, now);
+        // Chunks bound the memory a huge statement needs; chunks go in key order, so locks are
+        // still taken in one global order.
+        TermsCache cache;
+        for (std::size_t start = 0; start < groups.size(); start += kChunkOutcomes) {
+            std::span<OutcomeBatch> chunk(groups.data() + start,
+                                          std::min(kChunkOutcomes, groups.size() - start));
+            ChunkMemory memory;
+            resolve_terms(chunk, cache);
+            upsert_outcomes(chunk, now);
+        }
     }
     record_dispositions(rows);
     spi_finish();

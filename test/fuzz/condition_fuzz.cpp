@@ -8,6 +8,7 @@
 #include "core/evaluator.hpp"
 #include "core/facts.hpp"
 #include "core/outcome.hpp"
+#include "reference_evaluator.hpp"
 
 #include <cstdint>
 #include <cstdio>
@@ -52,53 +53,7 @@ struct Rng {
     int below(int n) { return static_cast<int>(next() % static_cast<std::uint64_t>(n)); }
 };
 
-// By value for match: both of one kind.
-bool same_value(const Scalar &a, const Scalar &b) {
-    switch (a.kind) {
-    case Scalar::Kind::Bool: return a.boolean == b.boolean;
-    case Scalar::Kind::Number: return a.number == b.number;
-    case Scalar::Kind::String: return a.string == b.string;
-    default: return false;
-    }
-}
-
-bool reference_leaf(const Leaf &leaf, const std::vector<Event> &log) {
-    std::int64_t n = 0;
-    const Event *latest = nullptr;
-    for (const Event &e : log) {
-        if (e.action != leaf.fact) continue;
-        ++n;
-        if (!latest || e.occurred_at > latest->occurred_at ||
-            (e.occurred_at == latest->occurred_at && e.seq > latest->seq))
-            latest = &e;
-    }
-    switch (leaf.op) {
-    case Op::Seen: return n > 0;
-    case Op::NotSeen: return n == 0;
-    case Op::CountGte: return n >= leaf.count;
-    case Op::CountLte: return n <= leaf.count;
-    case Op::CountGt: return n > leaf.count;
-    case Op::CountLt: return n < leaf.count;
-    case Op::CountEq: return n == leaf.count;
-    case Op::Match: return latest && latest->value.kind == leaf.value.kind && same_value(latest->value, leaf.value);
-    default: break;
-    }
-    bool missing_allowed = op_group(leaf.op) == OpGroup::MissingAllowed;
-    if (!latest) return missing_allowed;
-    if (latest->value.kind != Scalar::Kind::Number) return false;
-    const Decimal &v = latest->value.number, &t = leaf.value.number;
-    switch (leaf.op) {
-    case Op::Gte: return v >= t;
-    case Op::Lte: return v <= t;
-    case Op::Gt: return v > t;
-    case Op::Lt: return v < t;
-    case Op::NotGte: return v < t;
-    case Op::NotLte: return v > t;
-    case Op::NotGt: return v <= t;
-    case Op::NotLt: return v >= t;
-    default: return false;
-    }
-}
+using witn::testing::reference_leaf;
 
 } // namespace
 

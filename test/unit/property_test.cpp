@@ -2,6 +2,7 @@
 // that the incremental path (Facts::fold, apply_event) agrees with evaluate_log over every prefix
 // and with an independent reference evaluator, that serializing midway changes nothing, and that
 // fold order does not matter.
+#include "reference_evaluator.hpp"
 #include "test_util.hpp"
 
 #include <algorithm>
@@ -82,53 +83,7 @@ Event random_event(Gen &g, std::int64_t seq, std::int64_t base_time) {
     return e;
 }
 
-// The reference: straight from the definitions, over the whole log, no Facts involved.
-bool reference_leaf(const Leaf &leaf, const std::vector<Event> &log) {
-    std::int64_t n = 0;
-    const Event *latest = nullptr;
-    for (const Event &e : log) {
-        if (e.action != leaf.fact) continue;
-        ++n;
-        if (!latest || e.occurred_at > latest->occurred_at ||
-            (e.occurred_at == latest->occurred_at && e.seq > latest->seq))
-            latest = &e;
-    }
-    const bool missing_allowed =
-        leaf.op == Op::NotGte || leaf.op == Op::NotLte || leaf.op == Op::NotGt || leaf.op == Op::NotLt;
-    switch (leaf.op) {
-    case Op::Seen: return n > 0;
-    case Op::NotSeen: return n == 0;
-    case Op::CountGte: return n >= leaf.count;
-    case Op::CountLte: return n <= leaf.count;
-    case Op::CountGt: return n > leaf.count;
-    case Op::CountLt: return n < leaf.count;
-    case Op::CountEq: return n == leaf.count;
-    case Op::Match: {
-        if (!latest) return false;
-        const Scalar &v = latest->value, &t = leaf.value;
-        if (v.kind != t.kind) return false;
-        if (v.kind == Scalar::Kind::String) return v.string == t.string;
-        if (v.kind == Scalar::Kind::Bool) return v.boolean == t.boolean;
-        if (v.kind == Scalar::Kind::Number) return v.number == t.number;
-        return false;
-    }
-    default: break;
-    }
-    if (!latest) return missing_allowed;
-    if (latest->value.kind != Scalar::Kind::Number) return false;
-    const Decimal &v = latest->value.number, &t = leaf.value.number;
-    switch (leaf.op) {
-    case Op::Gte: return v >= t;
-    case Op::Lte: return v <= t;
-    case Op::Gt: return v > t;
-    case Op::Lt: return v < t;
-    case Op::NotGte: return v < t;
-    case Op::NotLte: return v > t;
-    case Op::NotGt: return v <= t;
-    case Op::NotLt: return v >= t;
-    default: return false;
-    }
-}
+using witn::testing::reference_leaf;
 
 bool reference(const Condition &c, const std::vector<Event> &log) {
     return std::all_of(c.begin(), c.end(), [&](const Leaf &l) { return reference_leaf(l, log); });
