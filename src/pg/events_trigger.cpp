@@ -808,6 +808,7 @@ WITN_FUNCTION(witn_events_apply) {
             ChunkMemory memory;
             resolve_terms(chunk, cache);
             upsert_outcomes(chunk, now);
+            for (OutcomeBatch &g : chunk) g.terms = Terms{}; // each holds a copy of a contract
         }
     }
     record_dispositions(rows);
