@@ -6,7 +6,8 @@
 // one INSERT ... ON CONFLICT DO UPDATE, in (customer_key, key) byte order — the same order in
 // every session, so concurrent multi-outcome batches cannot deadlock. However many events a
 // statement carries, each outcome row is read and written once, and the statement costs a
-// fixed number of SQL statements (two keyed ones when it touches a single outcome).
+// fixed number of SQL statements per 10,000 outcomes (one keyed UPDATE when it touches a single
+// existing outcome).
 #include "pg/postgres.hpp"
 
 #include "core/attribution.hpp"
