@@ -340,7 +340,6 @@ std::int64_t apply_group(const std::vector<Row *> &rows, const witn::Contract &c
 
 // An existing outcome's row, as far as applying events needs it.
 struct StoredOutcome {
-    std::int64_t id = 0;
     std::string customer_key, key, agent_key, status, facts, attribution, condition,
         attribution_method;
     std::optional<std::string> scheduled_resolution;
