@@ -2,6 +2,7 @@
 
 #include "core/outcome.hpp"
 #include "core/timestamp.hpp"
+#include "pg/spi.hpp"
 
 extern "C" {
 #include "mb/pg_wchar.h"
@@ -87,15 +88,18 @@ witn::Event event_from_properties(std::string action, JsonbContainer *properties
     return e;
 }
 
-void check_key(const char *what, const char *value, std::size_t length, bool required) {
-    if (!value) {
-        if (required)
-            throw witn::Error(witn::Code::ValidationError,
-                              std::string("VALIDATION_ERROR: ") + what + " is required",
-                              std::string("column ") + what + " is null",
-                              std::string("Set ") + what + " to a string of 1 to 255 characters.");
-        return;
+std::vector<witn::Event> events_from_spi(std::uint64_t n) {
+    std::vector<witn::Event> log;
+    log.reserve(n);
+    for (std::uint64_t i = 0; i < n; ++i) {
+        Jsonb *properties = pg([&] { return DatumGetJsonbP(*spi_datum(i, 3)); });
+        log.push_back(event_from_properties(*spi_text(i, 2), &properties->root, spi_int64(i, 4),
+                                            spi_int64(i, 1), "properties"));
     }
+    return log;
+}
+
+void check_key(const char *what, const char *value, std::size_t length) {
     if (length == 0)
         throw witn::Error(witn::Code::ValidationError,
                           std::string("VALIDATION_ERROR: ") + what + " must not be empty",

@@ -11,6 +11,7 @@ extern "C" {
 }
 
 #include <string>
+#include <vector>
 
 namespace witn::pg {
 
@@ -30,9 +31,13 @@ witn::Event event_from_properties(std::string action, JsonbContainer *properties
 // A JSON scalar from jsonb (objects and arrays become Scalar::Kind::Other).
 witn::Scalar scalar_from_jsonb(const JsonbValue &v);
 
-// Rejects a missing (when required), empty or over-long key (more than 255 characters);
-// `length` is in bytes, `what` names the column in the error.
-void check_key(const char *what, const char *value, std::size_t length, bool required);
+// Rejects an empty or over-long key (more than 255 characters); `length` is in bytes, `what`
+// names the column in the error.
+void check_key(const char *what, const char *value, std::size_t length);
+
+// The accepted events of the last SPI query, whose columns are id, action, properties,
+// occurred_at, in arrival order.
+std::vector<witn::Event> events_from_spi(std::uint64_t n);
 
 
 } // namespace witn::pg

@@ -59,11 +59,10 @@ std::string key_column(Datum d) {
 // error).
 WITN_FUNCTION(witn_event_keys_fit) {
     static const char *const names[] = {"customer_key", "key", "action", "agent_key", "idempotency_key"};
-    static const bool required[] = {true, true, true, false, false};
     for (int i = 0; i < 5; ++i) {
         if (PG_ARGISNULL(i)) continue; // a missing required key is the NOT NULL constraint's
         text *t = pg([&] { return PG_GETARG_TEXT_PP(i); });
-        check_key(names[i], VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), required[i]);
+        check_key(names[i], VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
     }
     return BoolGetDatum(true);
 }
@@ -373,13 +372,7 @@ std::vector<witn::Event> accepted_log(const StoredOutcome &o, const OutcomeBatch
     Datum args[3] = {text_datum(o.customer_key), text_datum(o.key),
                      array_datum(ids, std::vector<bool>(ids.size(), false), INT8OID)};
     std::uint64_t n = plan.run(args, nullptr);
-    std::vector<witn::Event> log;
-    log.reserve(n);
-    for (std::uint64_t i = 0; i < n; ++i) {
-        Jsonb *properties = pg([&] { return DatumGetJsonbP(*spi_datum(i, 3)); });
-        log.push_back(event_from_properties(*spi_text(i, 2), &properties->root, spi_int64(i, 4),
-                                            spi_int64(i, 1), "properties"));
-    }
+    std::vector<witn::Event> log = events_from_spi(n);
     spi_finish();
     return log;
 }

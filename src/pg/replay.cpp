@@ -73,13 +73,7 @@ WITN_FUNCTION(witn_replay) {
         {TEXTOID, TEXTOID});
     Datum keys[2] = {text_datum(customer_key), text_datum(key)};
     std::uint64_t n = events.run(keys, nullptr);
-    std::vector<witn::Event> log;
-    log.reserve(n);
-    for (std::uint64_t i = 0; i < n; ++i) {
-        Jsonb *properties = pg([&] { return DatumGetJsonbP(*spi_datum(i, 3)); });
-        log.push_back(event_from_properties(*spi_text(i, 2), &properties->root, spi_int64(i, 4),
-                                            spi_int64(i, 1), "properties"));
-    }
+    std::vector<witn::Event> log = events_from_spi(n);
 
     // Accepted events were on time when they arrived, so nothing is late in a replay.
     witn::OutcomeState replayed = witn::OutcomeState::open(contract);
