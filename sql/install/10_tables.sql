@@ -171,22 +171,29 @@ CREATE TABLE @extschema@.outcomes (
     last_event_id        bigint,
     opened_at            timestamptz NOT NULL DEFAULT now(),
     updated_at           timestamptz NOT NULL DEFAULT now(),
+    -- When settlement next looks at the outcome; never after settles_at (see outcomes_due_idx).
+    check_at             timestamptz NOT NULL,
     -- id first: witn.explain/replay look outcomes up by id alone. resolved_at is set exactly
     -- when status becomes CONFIRMED or FAILED (settlement is its only writer; witn.verify
     -- checks it).
     PRIMARY KEY (id, customer_key),
     UNIQUE (customer_key, key)
-);
+) WITH (fillfactor = 90);
 -- No foreign keys to customers and agents: the events trigger checks both when it opens an
 -- outcome, and a key-share lock on the customer row per new outcome would serialize concurrent
 -- writers. witn.protect_referenced_keys() below keeps referenced customers and agents in place.
 -- Settlement finds due outcomes through this index only: its cost does not grow with the number
--- of outcomes that are not due.
-CREATE INDEX outcomes_due_idx ON @extschema@.outcomes (settles_at) WHERE resolved_at IS NULL;
+-- of outcomes that are not due. It indexes check_at, not settles_at: every event moves
+-- settles_at, and an indexed column that changes makes each event's update of the outcome
+-- rewrite all three indexes (no HOT update). check_at is set to settles_at when the outcome
+-- opens and when settlement finds it not yet due, so it never lies after settles_at and every
+-- due outcome is found. Room on each page (fillfactor 90) lets those updates stay on the page.
+CREATE INDEX outcomes_due_idx ON @extschema@.outcomes (check_at) WHERE resolved_at IS NULL;
 COMMENT ON TABLE @extschema@.outcomes IS
     'One row per (customer_key, key): its status, the contract and price it was opened under, the facts its events established and when it settles.';
 COMMENT ON COLUMN @extschema@.outcomes.scheduled_resolution IS 'What a PENDING outcome becomes at settles_at: CONFIRMED if the condition holds after its latest event, else FAILED.';
 COMMENT ON COLUMN @extschema@.outcomes.settles_at IS 'When the outcome settles: the latest accepted event''s occurred_at plus the settlement period (or its properties.settles_at), never moved earlier.';
+COMMENT ON COLUMN @extschema@.outcomes.check_at IS 'When settlement next looks at the outcome: settles_at as it was when the outcome opened or was last checked; never later than settles_at.';
 COMMENT ON COLUMN @extschema@.outcomes.resolved_at IS 'Equal to settles_at once settled: when the outcome was decided, not when a job ran.';
 COMMENT ON COLUMN @extschema@.outcomes.condition IS 'The agent''s condition when the outcome opened (contract snapshot).';
 COMMENT ON COLUMN @extschema@.outcomes.unit_price IS 'The customer''s rate-card price for the agent when the outcome opened (price snapshot).';

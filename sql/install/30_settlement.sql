@@ -30,60 +30,17 @@ $$;
 COMMENT ON FUNCTION @extschema@.notification_payload(@extschema@.outcomes, timestamptz) IS
     'The notification body for a resolved outcome: {"id", "type": "outcome_succeed" | "outcome_failed", "created_at", "data": {...}}.';
 
--- One set-based pass: lock what is due (skipping what another session holds), resolve it, write
--- its lines and notifications, notify. only_outcome narrows it to one outcome for the
--- row-by-row retry in settle().
+-- One settlement pass, in C: walks outcomes_due_idx, locks each due outcome (skipping what
+-- another session holds), resolves it and writes its invoice line, its notification (the body
+-- witn.notification_payload() describes) and its pg_notify, row by row without SQL.
+-- Outcomes whose settles_at later events moved past as_of get check_at = settles_at instead.
+-- only_outcome narrows it to one outcome for the row-by-row retry in settle(). It writes
+-- without privilege checks, so no role may call it; settle() does.
 CREATE FUNCTION @extschema@.settle_batch(as_of timestamptz, max_outcomes integer, only_outcome bigint,
     OUT confirmed bigint, OUT failed bigint)
-    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
-    -- Due rows are reached through the due index and updated by ctid, never by scanning the
-    -- table: a plan made while statistics were stale must not turn settlement quadratic.
-    SET enable_seqscan = off
-    AS $$
-    -- Lock by ctid: the update then reaches each due row by a TID scan, whatever the
-    -- statistics say.
-    WITH resolved AS (
-        UPDATE @extschema@.outcomes o
-           SET status = CASE WHEN o.status = 'OPEN' THEN 'FAILED'::@extschema@.outcome_status
-                             ELSE coalesce(o.scheduled_resolution, 'CONFIRMED') END,
-               resolved_at = o.settles_at,
-               updated_at = now()
-         WHERE o.ctid = ANY (ARRAY(
-                   SELECT d.ctid
-                     FROM @extschema@.outcomes d
-                    WHERE d.resolved_at IS NULL AND d.settles_at <= as_of
-                      AND (only_outcome IS NULL OR d.id = only_outcome)
-                    ORDER BY d.settles_at
-                    LIMIT max_outcomes
-                      FOR UPDATE SKIP LOCKED))
-        -- No other condition here: the rows are locked and due, and a condition the due index
-        -- could serve would let a stale-statistics plan scan that index and test every ctid.
-        RETURNING o.*
-    ), lines AS (
-        INSERT INTO @extschema@.invoice_lines (customer_key, outcome_id, outcome_key, agent_key,
-                                               quantity, unit_price, amount, currency, resolved_at)
-        SELECT r.customer_key, r.id, r.key, r.agent_key, r.quantity, r.unit_price,
-               r.unit_price * r.quantity, r.currency, r.resolved_at
-          FROM resolved r
-         WHERE r.status = 'CONFIRMED'
-    ), notes AS (
-        INSERT INTO @extschema@.notifications (customer_key, outcome_id, kind, payload)
-        SELECT r.customer_key, r.id,
-               CASE r.status WHEN 'CONFIRMED' THEN 'outcome_succeed' ELSE 'outcome_failed' END,
-               @extschema@.notification_payload(r, now())
-          FROM resolved r
-        RETURNING payload
-    ), sent AS (
-        SELECT count(pg_notify('witn_outcomes', n.payload::text)) AS n FROM notes n
-    )
-    -- Uncorrelated scalar subqueries run once; "FROM sent" makes the notifications go out.
-    -- (lines, a data-modifying CTE, runs whether or not it is referenced.)
-    SELECT (SELECT count(*) FROM resolved r WHERE r.status = 'CONFIRMED'),
-           (SELECT count(*) FROM resolved r WHERE r.status = 'FAILED')
-      FROM sent
-$$;
+    AS 'MODULE_PATHNAME', 'witn_settle_batch' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION @extschema@.settle_batch(timestamptz, integer, bigint) IS
-    'Internal to witn.settle(): one set-based settlement pass.';
+    'Internal to witn.settle(): one settlement pass.';
 
 CREATE FUNCTION @extschema@.settle(as_of timestamptz DEFAULT now(), max_outcomes integer DEFAULT NULL,
     OUT confirmed bigint, OUT failed bigint, OUT errors bigint)
@@ -117,8 +74,8 @@ BEGIN
     failed := 0;
     FOR due IN
         SELECT o.customer_key, o.id FROM @extschema@.outcomes o
-         WHERE o.resolved_at IS NULL AND o.settles_at <= as_of
-         ORDER BY o.settles_at
+         WHERE o.resolved_at IS NULL AND o.check_at <= as_of AND o.settles_at <= as_of
+         ORDER BY o.check_at
          LIMIT max_outcomes
     LOOP
         BEGIN

@@ -16,10 +16,12 @@
 #include "pg/condition_type.hpp"
 #include "pg/event_row.hpp"
 #include "pg/spi.hpp"
+#include "pg/table_writer.hpp"
 
 extern "C" {
 #include "access/detoast.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/tuptable.h"
@@ -36,6 +38,7 @@ extern "C" {
 }
 
 #include <algorithm>
+#include <cstring>
 #include <span>
 #include <limits>
 #include <map>
@@ -552,12 +555,12 @@ void upsert_outcomes(std::span<OutcomeBatch> groups, TimestampTz now) {
         "INSERT INTO witn.outcomes AS o (customer_key, key, agent_key, status,"
         "       scheduled_resolution, settles_at, condition, settlement_period, attribution_method,"
         "       agent_version, unit_price, currency, quantity, condition_holds, accepted_events,"
-        "       late_events, facts, attribution, last_event_id)"
+        "       late_events, facts, attribution, last_event_id, check_at)"
         " SELECT p.customer_key, p.key, p.agent_key, p.status::witn.outcome_status,"
         "        p.scheduled::witn.outcome_status, p.settles_at, p.condition::witn.condition,"
         "        p.period::interval, p.method, p.version, p.price::numeric, p.currency,"
         "        p.quantity::numeric, p.holds, p.accepted, p.late, p.facts::jsonb,"
-        "        p.attribution::jsonb, p.last_id"
+        "        p.attribution::jsonb, p.last_id, p.settles_at"
         "   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
         "               $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::int[],"
         "               $11::text[], $12::text[], $13::text[], $14::bool[], $15::bigint[],"
@@ -672,10 +675,10 @@ bool insert_outcome(const OutcomeBatch &g, const Folded &n) {
         "INSERT INTO witn.outcomes (customer_key, key, agent_key, status, scheduled_resolution,"
         "       settles_at, condition, settlement_period, attribution_method, agent_version,"
         "       unit_price, currency, quantity, condition_holds, accepted_events, late_events,"
-        "       facts, attribution, last_event_id)"
+        "       facts, attribution, last_event_id, check_at)"
         " VALUES ($1, $2, $3, $4::witn.outcome_status, $5::witn.outcome_status, $6,"
         "       $7::witn.condition, $8::interval, $9, $10, $11::numeric, $12, $13::numeric, $14,"
-        "       $15, $16, $17::jsonb, $18::jsonb, $19)"
+        "       $15, $16, $17::jsonb, $18::jsonb, $19, $6)"
         " ON CONFLICT (customer_key, key) DO NOTHING",
         {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID,
          INT4OID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, INT8OID, INT8OID, TEXTOID, TEXTOID, INT8OID});
@@ -698,17 +701,110 @@ bool insert_outcome(const OutcomeBatch &g, const Folded &n) {
     return plan.run(values, nulls) == 1;
 }
 
-// Applies the group's events to its outcome if it exists (one UPDATE that locks the row and
-// folds through witn.fold_existing); false when there is no such outcome.
+// An interval in microseconds as PostgreSQL's extract(epoch FROM ...) * 1000000 counts it
+// (what the SQL paths use): a year of months is 365.25 days, other months 30 days.
+std::int64_t interval_micros(const Interval *i) {
+    return i->time + i->day * USECS_PER_DAY + (i->month / MONTHS_PER_YEAR) * (USECS_PER_DAY * 1461 / 4) +
+           (i->month % MONTHS_PER_YEAR) * DAYS_PER_MONTH * USECS_PER_DAY;
+}
+
+std::string text_value(Datum d) {
+    text *t = pg([&] { return DatumGetTextPP(d); });
+    return from_text(t);
+}
+
+std::string jsonb_text(Datum d) {
+    char *s = pg([&] {
+        Jsonb *j = DatumGetJsonbP(d);
+        return JsonbToCString(nullptr, &j->root, VARSIZE(j));
+    });
+    std::string out(s);
+    pfree(s);
+    return out;
+}
+
+std::string enum_text(Datum d) {
+    char *s = pg([&] { return DatumGetCString(DirectFunctionCall1(enum_out, d)); });
+    std::string out(s);
+    pfree(s);
+    return out;
+}
+
+Oid outcomes_relid() {
+    return pg([] { return get_relname_relid("outcomes", get_namespace_oid("witn", false)); });
+}
+
+// Applies the group's events to its outcome if it exists: finds and locks the row through the
+// (customer_key, key) index and writes the folded state back, without SQL; false when there is
+// no such outcome.
 bool update_existing(std::vector<OutcomeBatch> &one, TimestampTz now) {
-    static KeptPlan plan("UPDATE witn.outcomes o" WITN_FOLD_EXISTING
-                         " WHERE o.customer_key = $1 AND o.key = $2",
-                         {TEXTOID, TEXTOID});
-    const Row &first = *one.front().rows.front();
-    Datum values[2] = {text_datum(first.customer_key), text_datum(first.key)};
-    Batch batch = batch_of(one, now);
-    ActiveBatch active(batch);
-    return plan.run(values, nullptr) == 1;
+    const OutcomeBatch &g = one.front();
+    const Row &first = *g.rows.front();
+    TableWriter outcomes(outcomes_relid());
+    const int customer = outcomes.column("customer_key"), key = outcomes.column("key"),
+              agent = outcomes.column("agent_key"), status = outcomes.column("status"),
+              scheduled = outcomes.column("scheduled_resolution"),
+              settles_at = outcomes.column("settles_at"), condition = outcomes.column("condition"),
+              period = outcomes.column("settlement_period"),
+              method = outcomes.column("attribution_method"), quantity = outcomes.column("quantity"),
+              holds = outcomes.column("condition_holds"),
+              accepted = outcomes.column("accepted_events"), late = outcomes.column("late_events"),
+              facts = outcomes.column("facts"), attribution = outcomes.column("attribution"),
+              last_id = outcomes.column("last_event_id"), updated_at = outcomes.column("updated_at");
+    TupleTableSlot *row = outcomes.find_locked(
+        {customer, key}, {text_datum(first.customer_key), text_datum(first.key)});
+    if (!row) {
+        outcomes.finish();
+        return false;
+    }
+    StoredOutcome o;
+    o.customer_key = first.customer_key;
+    o.key = first.key;
+    o.agent_key = text_value(column_value(row, agent));
+    o.status = enum_text(column_value(row, status));
+    if (!column_null(row, scheduled)) o.scheduled_resolution = enum_text(column_value(row, scheduled));
+    o.settles_at = DatumGetTimestampTz(column_value(row, settles_at));
+    o.accepted_events = DatumGetInt64(column_value(row, accepted));
+    o.late_events = DatumGetInt64(column_value(row, late));
+    o.facts = jsonb_text(column_value(row, facts));
+    o.attribution = jsonb_text(column_value(row, attribution));
+    o.condition = text_value(column_value(row, condition));
+    o.settlement_period = interval_micros(DatumGetIntervalP(column_value(row, period)));
+    o.attribution_method = text_value(column_value(row, method));
+    if (!column_null(row, last_id)) o.last_event_id = DatumGetInt64(column_value(row, last_id));
+
+    Folded f = fold_stored(g, o, now);
+    const witn::OutcomeState &s = f.state;
+    const Oid status_type = TupleDescAttr(outcomes.desc(), status - 1)->atttypid;
+    const std::string facts_json = s.facts.to_json(), attribution_json = s.attribution.to_json(),
+                      quantity_text = f.quantity();
+    const Oid status_oid = enum_label(status_type, witn::status_name(s.status));
+    const Oid scheduled_oid = s.scheduled_resolution ? enum_label(status_type, witn::status_name(*s.scheduled_resolution)) : InvalidOid;
+    const std::int64_t last = std::max(o.last_event_id, f.last_event_id);
+    TupleTableSlot *next = outcomes.new_row();
+    pg([&] {
+        std::memcpy(next->tts_values, row->tts_values, sizeof(Datum) * row->tts_tupleDescriptor->natts);
+        std::memcpy(next->tts_isnull, row->tts_isnull, sizeof(bool) * row->tts_tupleDescriptor->natts);
+        auto set = [&](int attnum, Datum v, bool isnull = false) {
+            next->tts_values[attnum - 1] = v;
+            next->tts_isnull[attnum - 1] = isnull;
+        };
+        set(status, ObjectIdGetDatum(status_oid));
+        set(scheduled, ObjectIdGetDatum(scheduled_oid), !OidIsValid(scheduled_oid));
+        set(settles_at, TimestampTzGetDatum(s.settles_at));
+        set(quantity, DirectFunctionCall3(numeric_in, CStringGetDatum(quantity_text.c_str()),
+                                          ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+        set(holds, BoolGetDatum(s.condition_holds));
+        set(accepted, Int64GetDatum(s.accepted_events));
+        set(late, Int64GetDatum(f.late_events));
+        set(facts, DirectFunctionCall1(jsonb_in, CStringGetDatum(facts_json.c_str())));
+        set(attribution, DirectFunctionCall1(jsonb_in, CStringGetDatum(attribution_json.c_str())));
+        set(last_id, Int64GetDatum(last), last == 0);
+        set(updated_at, TimestampTzGetDatum(now));
+    });
+    outcomes.update(row, next);
+    outcomes.finish();
+    return true;
 }
 
 // A statement touching one outcome — the common single-row INSERT — takes one keyed UPDATE
@@ -719,9 +815,10 @@ void apply_one(std::vector<OutcomeBatch> &one, TimestampTz now) {
     TermsCache cache;
     open_terms(g, cache);
     if (insert_outcome(g, fold_new(g, now))) return;
-    // A concurrent transaction opened it first; ours waits on its row and applies on top.
-    // Under REPEATABLE READ or SERIALIZABLE our snapshot cannot see that row: ask the client
-    // to retry, as PostgreSQL does for any such conflict.
+    // A concurrent transaction opened it first; ours applies on top of its row (under
+    // REPEATABLE READ or SERIALIZABLE, whose snapshot cannot see that row, find_locked asks
+    // the client to retry, as PostgreSQL does for any such conflict). Not there at all: it was
+    // deleted in between.
     if (!update_existing(one, now)) {
         const Row &first = *g.rows.front();
         pg([&] {

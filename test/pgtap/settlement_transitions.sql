@@ -5,7 +5,7 @@
 -- Times are anchored a day ahead of the transaction's now() (pg_temp.at), so that events are
 -- never late on arrival and witn.settle(as_of => ...) plays the clock.
 BEGIN;
-SELECT plan(86);
+SELECT plan(95);
 
 CREATE TEMP TABLE anchor AS SELECT date_trunc('minute', now()) + interval '1 day' AS t;
 CREATE FUNCTION pg_temp.at(i interval) RETURNS timestamptz LANGUAGE sql STABLE AS
@@ -327,6 +327,41 @@ ALTER TABLE witn.invoice_lines DROP CONSTRAINT test_cap;
 SELECT is(pg_temp.settled(pg_temp.at('13 days')), '2/0/0', 'the next call settles the rest');
 
 -- ---------------------------------------------------------------------------------------------
+-- check_at: an event that moves settles_at leaves the due index alone; settlement, finding the
+-- outcome not yet due, looks again at the new settles_at.
+-- ---------------------------------------------------------------------------------------------
+SELECT pg_temp.ev('acme', 'moved', 'resolved', pg_temp.at('20 days'));
+SELECT pg_temp.ev('acme', 'moved', 'noted', pg_temp.at('20 days 30 minutes'));
+SELECT is(((pg_temp.outcome('acme', 'moved')).settles_at, (pg_temp.outcome('acme', 'moved')).check_at),
+          (pg_temp.at('20 days 1 hour 30 minutes'), pg_temp.at('20 days 1 hour')),
+          'a later event moves settles_at, not check_at');
+SELECT is(pg_temp.settled(pg_temp.at('20 days 1 hour 10 minutes')), '0/0/0',
+          'past check_at but before settles_at: nothing settles');
+SELECT is((pg_temp.outcome('acme', 'moved')).check_at, pg_temp.at('20 days 1 hour 30 minutes'),
+          'and check_at moves to settles_at');
+SELECT is(pg_temp.settled(pg_temp.at('20 days 1 hour 30 minutes')), '1/0/0', 'at settles_at it settles');
+SELECT is((pg_temp.outcome('acme', 'moved')).resolved_at, pg_temp.at('20 days 1 hour 30 minutes'),
+          'resolved at settles_at');
+SELECT is((SELECT count(*) FROM witn.outcomes WHERE check_at > settles_at), 0::bigint,
+          'check_at never lies after settles_at');
+
+-- A settlement period with a year in it counts as extract(epoch) does (365.25 days a year), on
+-- the single-event path and the batch path alike.
+INSERT INTO witn.agents (key, settlement_period) VALUES ('yearly', '1 year -200 days');
+INSERT INTO witn.rate_card_prices (rate_card_key, agent_key, price_per_unit) VALUES ('standard', 'yearly', 1);
+INSERT INTO witn.events (customer_key, key, action, agent_key, occurred_at)
+    VALUES ('acme', 'y1', 'a', 'yearly', pg_temp.at('0'));
+INSERT INTO witn.events (customer_key, key, action, occurred_at) VALUES ('acme', 'y1', 'b', pg_temp.at('1 minute'));
+INSERT INTO witn.events (customer_key, key, action, agent_key, occurred_at)
+    VALUES ('acme', 'y2', 'a', 'yearly', pg_temp.at('0')), ('acme', 'y3', 'a', 'yearly', pg_temp.at('0'));
+INSERT INTO witn.events (customer_key, key, action, occurred_at)
+    VALUES ('acme', 'y2', 'b', pg_temp.at('1 minute')), ('acme', 'y3', 'b', pg_temp.at('1 minute'));
+SELECT is((SELECT array_agg(settles_at - pg_temp.at('1 minute') ORDER BY key) FROM witn.outcomes WHERE agent_key = 'yearly'),
+          ARRAY['165 days 06:00:00', '165 days 06:00:00', '165 days 06:00:00']::interval[],
+          'settles_at is 165.25 days after the latest event on every path');
+SELECT is(pg_temp.settled(pg_temp.at('200 days')), '3/0/0', 'and they settle (the empty condition holds): confirmed');
+
+-- ---------------------------------------------------------------------------------------------
 -- Arguments.
 -- ---------------------------------------------------------------------------------------------
 SELECT throws_ok($$ SELECT witn.settle(now(), -1) $$, 'WT001', NULL, 'max_outcomes -1: WT001');
@@ -336,6 +371,10 @@ SELECT throws_ok($$ SELECT witn.settle(NULL) $$, 'WT001', NULL, 'as_of NULL: WT0
 SELECT is((SELECT count(*) FROM witn.outcomes WHERE resolved_at IS NULL), 0::bigint,
           'every outcome in this file ended up settled');
 SELECT is((SELECT count(*) FROM witn.verify()), 0::bigint, 'witn.verify() finds no difference');
+SELECT is((SELECT count(*) FROM witn.notifications n
+             JOIN witn.outcomes o ON o.customer_key = n.customer_key AND o.id = n.outcome_id
+            WHERE n.payload IS DISTINCT FROM witn.notification_payload(o, n.created_at)), 0::bigint,
+          'every notification settlement wrote is the body witn.notification_payload() describes');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -1,0 +1,253 @@
+// witn.settle_batch(): one settlement pass, behind witn.settle(). Walks the due index, locks
+// each due outcome (skipping those another session holds), resolves it and writes its invoice
+// line, its notification and the pg_notify, all in the caller's transaction — row by row
+// through TableWriter, without SQL. Outcomes whose deadline later events have moved are
+// re-armed (check_at = settles_at) instead.
+#include "pg/postgres.hpp"
+
+#include "pg/table_writer.hpp"
+
+extern "C" {
+#include "access/xact.h"
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
+#include "commands/async.h"
+#include "commands/sequence.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/timestamp.h"
+#include "access/htup_details.h"
+}
+
+#include <cstring>
+#include <optional>
+
+using namespace witn::pg;
+
+namespace {
+
+Oid witn_relid(const char *name) {
+    return pg([&] { return get_relname_relid(name, get_namespace_oid("witn", false)); });
+}
+
+// The notification body (CONTRACT §15), built as jsonb_build_object() would build it.
+class PayloadBuilder {
+public:
+    explicit PayloadBuilder(JsonbParseState **state) : state_(state) {}
+    void begin() { pushJsonbValue(state_, WJB_BEGIN_OBJECT, nullptr); }
+    JsonbValue *end() { return pushJsonbValue(state_, WJB_END_OBJECT, nullptr); }
+    PayloadBuilder &key(const char *k) {
+        push(WJB_KEY, string_value(k, std::strlen(k)));
+        return *this;
+    }
+    void string(const char *s, std::size_t n) { push(WJB_VALUE, string_value(s, n)); }
+    void text_of(Datum d) {
+        text *t = DatumGetTextPP(d);
+        string(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+    }
+    void cstring(const char *s) { string(s, std::strlen(s)); }
+    void time(Datum t) { cstring(JsonEncodeDateTime(nullptr, t, TIMESTAMPTZOID, nullptr)); }
+    void numeric(Numeric n) {
+        JsonbValue v;
+        v.type = jbvNumeric;
+        v.val.numeric = n;
+        push(WJB_VALUE, v);
+    }
+    void null() {
+        JsonbValue v;
+        v.type = jbvNull;
+        push(WJB_VALUE, v);
+    }
+
+private:
+    static JsonbValue string_value(const char *s, std::size_t n) {
+        JsonbValue v;
+        v.type = jbvString;
+        v.val.string.val = const_cast<char *>(s);
+        v.val.string.len = static_cast<int>(n);
+        return v;
+    }
+    void push(JsonbIteratorToken token, JsonbValue v) { pushJsonbValue(state_, token, &v); }
+    JsonbParseState **state_;
+};
+
+struct OutcomeColumns {
+    int id, customer_key, key, agent_key, status, scheduled, settles_at, resolved_at, check_at,
+        quantity, unit_price, currency, updated_at;
+};
+
+struct LineColumns {
+    int id, customer_key, outcome_id, outcome_key, agent_key, quantity, unit_price, amount,
+        currency, resolved_at, created_at;
+};
+
+struct NoteColumns {
+    int id, customer_key, outcome_id, kind, payload, created_at;
+};
+
+} // namespace
+
+// witn.settle_batch(as_of, max_outcomes, only_outcome) -> (confirmed, failed)
+WITN_FUNCTION(witn_settle_batch) {
+    if (PG_ARGISNULL(0))
+        throw witn::Error(witn::Code::ValidationError, "VALIDATION_ERROR: as_of must not be null", "witn.settle_batch");
+    const TimestampTz as_of = PG_GETARG_TIMESTAMPTZ(0);
+    const std::optional<std::int64_t> limit =
+        PG_ARGISNULL(1) ? std::nullopt : std::optional<std::int64_t>(PG_GETARG_INT32(1));
+    const std::optional<std::int64_t> only =
+        PG_ARGISNULL(2) ? std::nullopt : std::optional<std::int64_t>(PG_GETARG_INT64(2));
+    const TimestampTz now = GetCurrentTransactionStartTimestamp();
+
+    TableWriter outcomes(witn_relid("outcomes"));
+    TableWriter lines(witn_relid("invoice_lines"), false);
+    TableWriter notes(witn_relid("notifications"), false);
+    const OutcomeColumns o{outcomes.column("id"), outcomes.column("customer_key"), outcomes.column("key"),
+                           outcomes.column("agent_key"), outcomes.column("status"),
+                           outcomes.column("scheduled_resolution"), outcomes.column("settles_at"),
+                           outcomes.column("resolved_at"), outcomes.column("check_at"),
+                           outcomes.column("quantity"), outcomes.column("unit_price"),
+                           outcomes.column("currency"), outcomes.column("updated_at")};
+    const LineColumns l{lines.column("id"), lines.column("customer_key"), lines.column("outcome_id"),
+                        lines.column("outcome_key"), lines.column("agent_key"), lines.column("quantity"),
+                        lines.column("unit_price"), lines.column("amount"), lines.column("currency"),
+                        lines.column("resolved_at"), lines.column("created_at")};
+    const NoteColumns n{notes.column("id"), notes.column("customer_key"), notes.column("outcome_id"),
+                        notes.column("kind"), notes.column("payload"), notes.column("created_at")};
+    const Oid status_type = TupleDescAttr(outcomes.desc(), o.status - 1)->atttypid;
+    const Oid open = enum_label(status_type, "OPEN"), confirmed = enum_label(status_type, "CONFIRMED"),
+              failed = enum_label(status_type, "FAILED");
+    const Oid line_ids = pg([&] { return getIdentitySequence(witn_relid("invoice_lines"), l.id, false); });
+    const Oid note_ids = pg([&] { return getIdentitySequence(witn_relid("notifications"), n.id, false); });
+
+    // Settles (or re-arms) the outcome at tid; false when it was skipped or only re-armed.
+    std::int64_t confirmed_count = 0, failed_count = 0;
+    auto settle_one = [&](ItemPointerData tid) {
+        TupleTableSlot *row = outcomes.lock_skip(tid);
+        if (!row) return; // another session holds it, or it is gone
+        // The locked version may be newer than the one the index pointed to: decide on it.
+        if (!column_null(row, o.resolved_at) || DatumGetTimestampTz(column_value(row, o.check_at)) > as_of)
+            return;
+        const bool due = DatumGetTimestampTz(column_value(row, o.settles_at)) <= as_of;
+        TupleTableSlot *next = outcomes.new_row();
+        const int natts = row->tts_tupleDescriptor->natts;
+        std::memcpy(next->tts_values, row->tts_values, sizeof(Datum) * natts);
+        std::memcpy(next->tts_isnull, row->tts_isnull, sizeof(bool) * natts);
+        auto put = [](TupleTableSlot *s, int attnum, Datum v) {
+            s->tts_values[attnum - 1] = v;
+            s->tts_isnull[attnum - 1] = false;
+        };
+        auto value = [&](int attnum) { return next->tts_values[attnum - 1]; };
+        if (!due) {
+            // Later events moved the deadline: look again then.
+            put(next, o.check_at, value(o.settles_at));
+            outcomes.update(row, next);
+            return;
+        }
+        const Oid status = DatumGetObjectId(value(o.status));
+        const Oid resolution = status == open                   ? failed
+                               : column_null(row, o.scheduled) ? confirmed
+                                                               : DatumGetObjectId(value(o.scheduled));
+        put(next, o.status, ObjectIdGetDatum(resolution));
+        put(next, o.resolved_at, value(o.settles_at));
+        put(next, o.updated_at, TimestampTzGetDatum(now));
+        outcomes.update(row, next);
+        const bool is_confirmed = resolution == confirmed;
+        if (is_confirmed) ++confirmed_count;
+        if (resolution == failed) ++failed_count;
+
+        const std::int64_t outcome_id = DatumGetInt64(value(o.id));
+        const char *kind = is_confirmed ? "outcome_succeed" : "outcome_failed";
+        Numeric quantity = pg([&] { return DatumGetNumeric(value(o.quantity)); });
+        Numeric unit_price = pg([&] { return DatumGetNumeric(value(o.unit_price)); });
+        Numeric amount = nullptr;
+        if (is_confirmed) {
+            TupleTableSlot *line = lines.new_row();
+            pg([&] {
+                amount = DatumGetNumeric(DirectFunctionCall2(numeric_mul, NumericGetDatum(unit_price),
+                                                             NumericGetDatum(quantity)));
+                put(line, l.id, Int64GetDatum(nextval_internal(line_ids, false)));
+            });
+            put(line, l.customer_key, value(o.customer_key));
+            put(line, l.outcome_id, value(o.id));
+            put(line, l.outcome_key, value(o.key));
+            put(line, l.agent_key, value(o.agent_key));
+            put(line, l.quantity, NumericGetDatum(quantity));
+            put(line, l.unit_price, NumericGetDatum(unit_price));
+            put(line, l.amount, NumericGetDatum(amount));
+            put(line, l.currency, value(o.currency));
+            put(line, l.resolved_at, value(o.resolved_at));
+            put(line, l.created_at, TimestampTzGetDatum(now));
+            lines.insert(line);
+        }
+        TupleTableSlot *note = notes.new_row();
+        char *message = pg([&] {
+            char id_text[32];
+            snprintf(id_text, sizeof id_text, "ntf_" INT64_FORMAT, outcome_id);
+            JsonbParseState *state = nullptr;
+            PayloadBuilder p(&state);
+            p.begin();
+            p.key("id").cstring(id_text);
+            p.key("type").cstring(kind);
+            p.key("created_at").time(TimestampTzGetDatum(now));
+            p.key("data").begin();
+            p.key("outcome_id").numeric(int64_to_numeric(outcome_id));
+            p.key("outcome_key").text_of(value(o.key));
+            p.key("customer_key").text_of(value(o.customer_key));
+            p.key("agent_key").text_of(value(o.agent_key));
+            p.key("status").cstring(DatumGetCString(DirectFunctionCall1(enum_out, ObjectIdGetDatum(resolution))));
+            p.key("settles_at").time(value(o.settles_at));
+            p.key("resolved_at").time(value(o.resolved_at));
+            p.key("quantity").numeric(quantity);
+            p.key("unit_price").numeric(unit_price);
+            if (amount) p.key("amount").numeric(amount);
+            else p.key("amount").null();
+            p.key("currency").text_of(value(o.currency));
+            p.end();
+            Jsonb *payload = JsonbValueToJsonb(p.end());
+            put(note, n.id, Int64GetDatum(nextval_internal(note_ids, false)));
+            put(note, n.customer_key, value(o.customer_key));
+            put(note, n.outcome_id, value(o.id));
+            put(note, n.kind, CStringGetTextDatum(kind));
+            put(note, n.payload, JsonbPGetDatum(payload));
+            put(note, n.created_at, TimestampTzGetDatum(now));
+            return JsonbToCString(nullptr, &payload->root, VARSIZE(payload));
+        });
+        notes.insert(note);
+        pg([&] { Async_Notify("witn_outcomes", message); });
+    };
+
+    MemoryContext per_outcome = pg([] {
+        return AllocSetContextCreate(CurrentMemoryContext, "witn settle outcome", ALLOCSET_DEFAULT_SIZES);
+    });
+    // Due outcomes in check_at order; one outcome (the row-by-row retry) by its id.
+    if (only) outcomes.scan({o.id, o.customer_key}, false, BTEqualStrategyNumber, Int64GetDatum(*only));
+    else outcomes.scan({o.check_at}, true, BTLessEqualStrategyNumber, TimestampTzGetDatum(as_of));
+    ItemPointerData tid;
+    while ((!limit || confirmed_count + failed_count < *limit) && outcomes.next(&tid)) {
+        // Everything one outcome allocates, the writes included, goes in its own context.
+        MemoryContext outer = MemoryContextSwitchTo(per_outcome);
+        settle_one(tid);
+        MemoryContextSwitchTo(outer);
+        pg([&] { MemoryContextReset(per_outcome); });
+    }
+    outcomes.end_scan();
+    notes.finish();
+    lines.finish();
+    outcomes.finish();
+
+    return pg([&] {
+        TupleDesc desc;
+        if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
+            elog(ERROR, "witn.settle_batch must return a record");
+        desc = BlessTupleDesc(desc);
+        Datum values[2] = {Int64GetDatum(confirmed_count), Int64GetDatum(failed_count)};
+        bool nulls[2] = {false, false};
+        return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
+    });
+}

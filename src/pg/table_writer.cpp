@@ -1,0 +1,250 @@
+#include "pg/table_writer.hpp"
+
+extern "C" {
+#include "access/genam.h"
+#include "access/table.h"
+#include "access/relscan.h"
+#include "access/xact.h"
+#include "catalog/pg_enum.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "nodes/makefuncs.h"
+#include "storage/lmgr.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+}
+
+#include <cstring>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace witn::pg {
+
+TableWriter::TableWriter(Oid relid, bool new_command) {
+    pg([&] {
+        if (new_command) CommandCounterIncrement();
+        rel_ = table_open(relid, RowExclusiveLock);
+        estate_ = CreateExecutorState();
+        RangeTblEntry *rte = makeNode(RangeTblEntry);
+        rte->rtekind = RTE_RELATION;
+        rte->relid = relid;
+        rte->relkind = rel_->rd_rel->relkind;
+        rte->rellockmode = RowExclusiveLock;
+        ExecInitRangeTable(estate_, list_make1(rte));
+        info_ = makeNode(ResultRelInfo);
+        InitResultRelInfo(info_, rel_, 1, nullptr, 0);
+        // Where ExecGetTriggerResultRel() looks; the relation is closed by finish(), not by
+        // the executor.
+        estate_->es_opened_result_relations = lappend(estate_->es_opened_result_relations, info_);
+        estate_->es_output_cid = GetCurrentCommandId(true);
+        estate_->es_snapshot = GetActiveSnapshot();
+        ExecOpenIndices(info_, false);
+        EvalPlanQualInit(&epq_, estate_, nullptr, NIL, -1);
+        AfterTriggerBeginQuery();
+    });
+}
+
+int TableWriter::column(const char *name) const {
+    TupleDesc d = desc();
+    for (int i = 0; i < d->natts; ++i) {
+        Form_pg_attribute a = TupleDescAttr(d, i);
+        if (!a->attisdropped && std::strcmp(NameStr(a->attname), name) == 0) return i + 1;
+    }
+    throw std::runtime_error(std::string("witn: ") + RelationGetRelationName(rel_) + " has no column " + name +
+                             " (is the extension's SQL up to date? ALTER EXTENSION witn UPDATE)");
+}
+
+Relation TableWriter::index_on(std::initializer_list<int> columns, bool partial) const {
+    const int n = static_cast<int>(columns.size());
+    for (int i = 0; i < info_->ri_NumIndices; ++i) {
+        IndexInfo *ii = info_->ri_IndexRelationInfo[i];
+        if ((ii->ii_Predicate != NIL) != partial || ii->ii_Expressions != NIL || ii->ii_NumIndexKeyAttrs != n)
+            continue;
+        bool same = true;
+        int k = 0;
+        for (int attnum : columns) same = same && ii->ii_IndexAttrNumbers[k++] == attnum;
+        if (same) return info_->ri_IndexRelationDescs[i];
+    }
+    throw std::runtime_error(std::string("witn: ") + RelationGetRelationName(rel_) +
+                             " has no index for the lookup (is the extension's SQL up to date? ALTER EXTENSION witn UPDATE)");
+}
+
+namespace {
+
+void init_key(ScanKeyData *key, Relation index, int column, StrategyNumber strategy, Datum value) {
+    Oid op = get_opfamily_member(index->rd_opfamily[column], index->rd_opcintype[column],
+                                 index->rd_opcintype[column], strategy);
+    ScanKeyInit(key, column + 1, strategy, get_opcode(op), value);
+    key->sk_collation = index->rd_indcollation[column];
+}
+
+} // namespace
+
+// Slots live as long as the writer, whatever context the caller works in.
+TupleTableSlot *TableWriter::slot_for_table() {
+    MemoryContext saved = MemoryContextSwitchTo(estate_->es_query_cxt);
+    TupleTableSlot *slot = table_slot_create(rel_, &estate_->es_tupleTable);
+    MemoryContextSwitchTo(saved);
+    return slot;
+}
+
+// The slot's row, locked: checked against the transaction snapshot where the isolation level
+// demands it, and deformed.
+TupleTableSlot *TableWriter::locked(TupleTableSlot *slot) {
+    if (IsolationUsesXactSnapshot() && !table_tuple_satisfies_snapshot(rel_, slot, GetTransactionSnapshot()))
+        ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+                        errmsg("could not serialize access due to concurrent update"),
+                        errdetail("A row of %s changed after this transaction's snapshot was taken.",
+                                  RelationGetRelationName(rel_)),
+                        errhint("Retry the transaction.")));
+    slot_getallattrs(slot);
+    return slot;
+}
+
+TupleTableSlot *TableWriter::find_locked(std::initializer_list<int> key_columns,
+                                         std::initializer_list<Datum> key_values) {
+    Relation index = index_on(key_columns, false);
+    if (!index->rd_index->indisunique) throw std::runtime_error("witn: the lookup index is not unique");
+    const int nkeys = static_cast<int>(key_columns.size());
+    ScanKeyData keys[INDEX_MAX_KEYS];
+    return pg([&]() -> TupleTableSlot * {
+        int k = 0;
+        for (Datum v : key_values) {
+            init_key(&keys[k], index, k, BTEqualStrategyNumber, v);
+            ++k;
+        }
+        TupleTableSlot *slot = slot_for_table();
+        SnapshotData dirty;
+        InitDirtySnapshot(dirty);
+        IndexScanDesc scan = index_beginscan(rel_, index, &dirty, nkeys, 0);
+        bool found = false;
+        for (;;) {
+            index_rescan(scan, keys, nkeys, nullptr, 0);
+            found = index_getnext_slot(scan, ForwardScanDirection, slot);
+            // A row another transaction is inserting or changing: wait for it, then look again.
+            TransactionId wait = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
+            if (found && TransactionIdIsValid(wait)) {
+                XactLockTableWait(wait, nullptr, nullptr, XLTW_None);
+                continue;
+            }
+            if (!found) break;
+            TM_FailureData failure;
+            TM_Result r = table_tuple_lock(rel_, &slot->tts_tid, GetLatestSnapshot(), slot,
+                                           GetCurrentCommandId(false), LockTupleNoKeyExclusive,
+                                           LockWaitBlock, TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &failure);
+            if (r == TM_Ok) break;
+            if (r == TM_Deleted || r == TM_Updated) continue; // gone meanwhile: look again
+            elog(ERROR, "witn: unexpected result %d locking a row of %s", static_cast<int>(r),
+                 RelationGetRelationName(rel_));
+        }
+        index_endscan(scan);
+        return found ? locked(slot) : nullptr;
+    });
+}
+
+void TableWriter::scan(std::initializer_list<int> columns, bool partial, StrategyNumber strategy, Datum value) {
+    Relation index = index_on(columns, partial);
+    pg([&] {
+        init_key(&scan_key_, index, 0, strategy, value);
+        scan_slot_ = slot_for_table();
+        lock_slot_ = slot_for_table();
+        scan_ = index_beginscan(rel_, index, RegisterSnapshot(GetLatestSnapshot()), 1, 0);
+        index_rescan(scan_, &scan_key_, 1, nullptr, 0);
+    });
+}
+
+bool TableWriter::next(ItemPointerData *tid) {
+    return pg([&] {
+        if (!index_getnext_slot(scan_, ForwardScanDirection, scan_slot_)) return false;
+        *tid = scan_slot_->tts_tid;
+        return true;
+    });
+}
+
+void TableWriter::end_scan() {
+    pg([&] {
+        Snapshot snapshot = scan_->xs_snapshot;
+        index_endscan(scan_);
+        UnregisterSnapshot(snapshot);
+    });
+    scan_ = nullptr;
+}
+
+TupleTableSlot *TableWriter::lock_skip(ItemPointerData tid) {
+    return pg([&]() -> TupleTableSlot * {
+        TM_FailureData failure;
+        TM_Result r = table_tuple_lock(rel_, &tid, GetLatestSnapshot(), lock_slot_,
+                                       GetCurrentCommandId(false), LockTupleNoKeyExclusive,
+                                       LockWaitSkip, TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &failure);
+        if (r == TM_WouldBlock || r == TM_Deleted || r == TM_Updated) return nullptr;
+        if (r != TM_Ok)
+            elog(ERROR, "witn: unexpected result %d locking a row of %s", static_cast<int>(r),
+                 RelationGetRelationName(rel_));
+        return locked(lock_slot_);
+    });
+}
+
+TupleTableSlot *TableWriter::new_row() {
+    return pg([&] {
+        if (!row_slot_) {
+            MemoryContext saved = MemoryContextSwitchTo(estate_->es_query_cxt);
+            row_slot_ = ExecInitExtraTupleSlot(estate_, RelationGetDescr(rel_), &TTSOpsVirtual);
+            MemoryContextSwitchTo(saved);
+        }
+        TupleTableSlot *slot = row_slot_;
+        ExecClearTuple(slot);
+        for (int i = 0; i < slot->tts_tupleDescriptor->natts; ++i) {
+            slot->tts_values[i] = Datum(0);
+            slot->tts_isnull[i] = true;
+        }
+        return slot;
+    });
+}
+
+void TableWriter::update(TupleTableSlot *locked, TupleTableSlot *row) {
+    pg([&] {
+        ExecStoreVirtualTuple(row);
+        ExecSimpleRelationUpdate(info_, estate_, &epq_, locked, row);
+    });
+}
+
+void TableWriter::insert(TupleTableSlot *row) {
+    pg([&] {
+        ExecStoreVirtualTuple(row);
+        ExecSimpleRelationInsert(info_, estate_, row);
+    });
+}
+
+void TableWriter::finish() {
+    pg([&] {
+        AfterTriggerEndQuery(estate_);
+        EvalPlanQualEnd(&epq_);
+        ExecCloseIndices(info_);
+        ExecResetTupleTable(estate_->es_tupleTable, false);
+        FreeExecutorState(estate_);
+        table_close(rel_, NoLock);
+    });
+    estate_ = nullptr;
+    rel_ = nullptr;
+}
+
+Oid enum_label(Oid enum_type, const char *label) {
+    // Few types and labels; a type recreated with the extension gets a new OID and new entries.
+    static std::map<std::pair<Oid, std::string>, Oid> cache;
+    auto key = std::make_pair(enum_type, std::string(label));
+    auto it = cache.find(key);
+    if (it != cache.end()) return it->second;
+    Oid oid = pg([&] {
+        return GetSysCacheOid2(ENUMTYPOIDNAME, Anum_pg_enum_oid, ObjectIdGetDatum(enum_type),
+                               CStringGetDatum(label));
+    });
+    if (!OidIsValid(oid)) throw std::runtime_error(std::string("witn: no enum label ") + label);
+    if (cache.size() > 64) cache.clear();
+    return cache.emplace(key, oid).first->second;
+}
+
+} // namespace witn::pg

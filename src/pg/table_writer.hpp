@@ -1,0 +1,93 @@
+// Writing witn's own tables without SQL: find and lock a row through a unique index, update
+// it, insert rows — the executor's relation-level calls, as logical replication's apply worker
+// makes them. For the hot paths (one event, one settled outcome), where planning and starting
+// an SQL statement would cost more than the write itself.
+//
+// It bypasses privileges and row security: only for witn's own tables, from code that already
+// runs with the extension's rights. Indexes, constraints and row triggers are maintained as an
+// UPDATE or INSERT would.
+#pragma once
+
+#include "pg/postgres.hpp"
+
+extern "C" {
+#include "access/genam.h"
+#include "access/skey.h"
+#include "access/tableam.h"
+#include "executor/executor.h"
+#include "utils/rel.h"
+}
+
+#include <initializer_list>
+
+namespace witn::pg {
+
+class TableWriter {
+public:
+    // Opens the table (RowExclusiveLock) and its indexes for writes in the current command.
+    // With new_command, a new command starts first: what the transaction wrote before is
+    // visible and lockable, and the rows written now are not seen by this command's scans.
+    // Writers that work together open the first with a new command, the others in it. Call
+    // finish() when done (in reverse order); on an error the transaction's abort releases
+    // everything.
+    explicit TableWriter(Oid relid, bool new_command = true);
+    TableWriter(const TableWriter &) = delete;
+    TableWriter &operator=(const TableWriter &) = delete;
+
+    TupleDesc desc() const { return RelationGetDescr(rel_); }
+    // The attribute number of a column (1-based); throws when there is none.
+    int column(const char *name) const;
+
+    // Finds the live row whose unique, non-partial index over exactly `key_columns` holds
+    // `key_values`, and locks it FOR NO KEY UPDATE, waiting for concurrent writers and
+    // following their updates to the latest version. nullptr when there is no such row. Under
+    // REPEATABLE READ or SERIALIZABLE, a row the transaction's snapshot cannot see raises a
+    // serialization failure, as an UPDATE would.
+    TupleTableSlot *find_locked(std::initializer_list<int> key_columns,
+                                std::initializer_list<Datum> key_values);
+
+    // Walks, in index order, the rows an index over `columns` (its first key column compared
+    // with `value` by `strategy`, e.g. BTLessEqualStrategyNumber) points to, as of the latest
+    // snapshot. next() gives the next row's tid.
+    void scan(std::initializer_list<int> columns, bool partial, StrategyNumber strategy, Datum value);
+    bool next(ItemPointerData *tid);
+    void end_scan();
+
+    // Locks the row at tid FOR NO KEY UPDATE SKIP LOCKED, following updates to its latest
+    // version; nullptr when another transaction holds it or it is gone. Same serialization
+    // rule as find_locked.
+    TupleTableSlot *lock_skip(ItemPointerData tid);
+
+    // A virtual row of the table, all null, to fill and pass to update() or insert(); the same
+    // slot each time, so fill it only after the previous row was written.
+    TupleTableSlot *new_row();
+    // Replaces the row `locked` (from find_locked) with `row`.
+    void update(TupleTableSlot *locked, TupleTableSlot *row);
+    void insert(TupleTableSlot *row);
+
+    void finish();
+
+private:
+    Relation index_on(std::initializer_list<int> columns, bool partial) const;
+    TupleTableSlot *locked(TupleTableSlot *slot);
+    TupleTableSlot *slot_for_table();
+
+    Relation rel_ = nullptr;
+    EState *estate_ = nullptr;
+    ResultRelInfo *info_ = nullptr;
+    EPQState epq_{};
+    IndexScanDesc scan_ = nullptr;
+    TupleTableSlot *scan_slot_ = nullptr;
+    TupleTableSlot *lock_slot_ = nullptr;
+    TupleTableSlot *row_slot_ = nullptr;
+    ScanKeyData scan_key_{};
+};
+
+// A column's value in a row read by TableWriter (the row's attributes are deformed).
+inline bool column_null(TupleTableSlot *slot, int attnum) { return slot->tts_isnull[attnum - 1]; }
+inline Datum column_value(TupleTableSlot *slot, int attnum) { return slot->tts_values[attnum - 1]; }
+
+// The OID of a label of an enum type (cached per type).
+Oid enum_label(Oid enum_type, const char *label);
+
+} // namespace witn::pg
