@@ -36,46 +36,43 @@ Oid witn_relid(const char *name) {
     return pg([&] { return get_relname_relid(name, get_namespace_oid("witn", false)); });
 }
 
-// The notification body (CONTRACT §15), built as jsonb_build_object() would build it.
-class PayloadBuilder {
-public:
-    explicit PayloadBuilder(JsonbParseState **state) : state_(state) {}
-    void begin() { pushJsonbValue(state_, WJB_BEGIN_OBJECT, nullptr); }
-    JsonbValue *end() { return pushJsonbValue(state_, WJB_END_OBJECT, nullptr); }
-    PayloadBuilder &key(const char *k) {
-        push(WJB_KEY, string_value(k, std::strlen(k)));
-        return *this;
-    }
-    void string(const char *s, std::size_t n) { push(WJB_VALUE, string_value(s, n)); }
-    void text_of(Datum d) {
-        text *t = DatumGetTextPP(d);
-        string(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
-    }
-    void cstring(const char *s) { string(s, std::strlen(s)); }
-    void time(Datum t) { cstring(JsonEncodeDateTime(nullptr, t, TIMESTAMPTZOID, nullptr)); }
-    void numeric(Numeric n) {
-        JsonbValue v;
-        v.type = jbvNumeric;
-        v.val.numeric = n;
-        push(WJB_VALUE, v);
-    }
-    void null() {
-        JsonbValue v;
-        v.type = jbvNull;
-        push(WJB_VALUE, v);
-    }
-
-private:
-    static JsonbValue string_value(const char *s, std::size_t n) {
-        JsonbValue v;
-        v.type = jbvString;
-        v.val.string.val = const_cast<char *>(s);
-        v.val.string.len = static_cast<int>(n);
-        return v;
-    }
-    void push(JsonbIteratorToken token, JsonbValue v) { pushJsonbValue(state_, token, &v); }
-    JsonbParseState **state_;
-};
+// The notification body (CONTRACT §15) as jsonb values, the way jsonb_build_object() converts
+// text, numeric and timestamptz.
+JsonbValue json_string(const char *s, std::size_t n) {
+    JsonbValue v;
+    v.type = jbvString;
+    v.val.string.val = const_cast<char *>(s);
+    v.val.string.len = static_cast<int>(n);
+    return v;
+}
+JsonbValue json_string(const char *s) { return json_string(s, std::strlen(s)); }
+JsonbValue json_text(Datum d) {
+    text *t = DatumGetTextPP(d);
+    return json_string(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+}
+JsonbValue json_time(Datum t) { return json_string(JsonEncodeDateTime(nullptr, t, TIMESTAMPTZOID, nullptr)); }
+JsonbValue json_numeric(Numeric n) {
+    JsonbValue v;
+    v.type = jbvNumeric;
+    v.val.numeric = n;
+    return v;
+}
+JsonbValue json_null() {
+    JsonbValue v;
+    v.type = jbvNull;
+    return v;
+}
+// An object whose pairs are already in jsonb's key order (shorter keys first, then bytewise),
+// so that it needs no sorting.
+template <std::size_t N>
+JsonbValue json_object(JsonbPair (&pairs)[N]) {
+    for (std::size_t i = 0; i < N; ++i) pairs[i].order = static_cast<uint32>(i);
+    JsonbValue v;
+    v.type = jbvObject;
+    v.val.object.nPairs = static_cast<int>(N);
+    v.val.object.pairs = pairs;
+    return v;
+}
 
 struct OutcomeColumns {
     int id, customer_key, key, agent_key, status, scheduled, settles_at, resolved_at, check_at,
@@ -189,27 +186,27 @@ WITN_FUNCTION(witn_settle_batch) {
         char *message = pg([&] {
             char id_text[32];
             snprintf(id_text, sizeof id_text, "ntf_" INT64_FORMAT, outcome_id);
-            JsonbParseState *state = nullptr;
-            PayloadBuilder p(&state);
-            p.begin();
-            p.key("id").cstring(id_text);
-            p.key("type").cstring(kind);
-            p.key("created_at").time(TimestampTzGetDatum(now));
-            p.key("data").begin();
-            p.key("outcome_id").numeric(int64_to_numeric(outcome_id));
-            p.key("outcome_key").text_of(value(o.key));
-            p.key("customer_key").text_of(value(o.customer_key));
-            p.key("agent_key").text_of(value(o.agent_key));
-            p.key("status").cstring(DatumGetCString(DirectFunctionCall1(enum_out, ObjectIdGetDatum(resolution))));
-            p.key("settles_at").time(value(o.settles_at));
-            p.key("resolved_at").time(value(o.resolved_at));
-            p.key("quantity").numeric(quantity);
-            p.key("unit_price").numeric(unit_price);
-            if (amount) p.key("amount").numeric(amount);
-            else p.key("amount").null();
-            p.key("currency").text_of(value(o.currency));
-            p.end();
-            Jsonb *payload = JsonbValueToJsonb(p.end());
+            JsonbPair data[] = {
+                {json_string("amount"), amount ? json_numeric(amount) : json_null(), 0},
+                {json_string("status"), json_string(DatumGetCString(DirectFunctionCall1(enum_out, ObjectIdGetDatum(resolution)))), 0},
+                {json_string("currency"), json_text(value(o.currency)), 0},
+                {json_string("quantity"), json_numeric(quantity), 0},
+                {json_string("agent_key"), json_text(value(o.agent_key)), 0},
+                {json_string("outcome_id"), json_numeric(int64_to_numeric(outcome_id)), 0},
+                {json_string("settles_at"), json_time(value(o.settles_at)), 0},
+                {json_string("unit_price"), json_numeric(unit_price), 0},
+                {json_string("outcome_key"), json_text(value(o.key)), 0},
+                {json_string("resolved_at"), json_time(value(o.resolved_at)), 0},
+                {json_string("customer_key"), json_text(value(o.customer_key)), 0},
+            };
+            JsonbPair body[] = {
+                {json_string("id"), json_string(id_text), 0},
+                {json_string("data"), json_object(data), 0},
+                {json_string("type"), json_string(kind), 0},
+                {json_string("created_at"), json_time(TimestampTzGetDatum(now)), 0},
+            };
+            JsonbValue root = json_object(body);
+            Jsonb *payload = JsonbValueToJsonb(&root);
             put(note, n.id, Int64GetDatum(nextval_internal(note_ids, false)));
             put(note, n.customer_key, value(o.customer_key));
             put(note, n.outcome_id, value(o.id));

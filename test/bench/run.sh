@@ -352,8 +352,8 @@ LOAD 'auto_explain';
 SET auto_explain.log_min_duration = -1;
 EXPLAIN (ANALYZE, BUFFERS)
 SELECT o.customer_key, o.id FROM witn.outcomes o
- WHERE o.resolved_at IS NULL AND o.settles_at <= now()
- ORDER BY o.settles_at FOR UPDATE SKIP LOCKED;
+ WHERE o.resolved_at IS NULL AND o.check_at <= now()
+ ORDER BY o.check_at FOR UPDATE SKIP LOCKED;
 EOF
 DUE_INDEX=$(grep -c "outcomes_due_idx" "$OUT/e.nothing_due.explain.txt" || true)
 step e.settle_big "$E_BIG" "$SETTLE" $((SMOKE ? 30 : 150))
