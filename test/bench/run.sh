@@ -169,10 +169,11 @@ reset() {
         floor) sql "TRUNCATE bench.floor_events" ;;
         naive) sql "TRUNCATE bench.naive_events, bench.naive_outcomes" ;;
         witn) sql "TRUNCATE witn.events, witn.outcomes, witn.invoice_lines, witn.notifications, witn.settlement_errors" ;;
+        ref) sql "TRUNCATE bench.floor_events, bench.ref_outcomes, bench.ref_lines, bench.ref_notifications" ;;
     esac
 }
-table_of() { case "$1" in floor) echo bench.floor_events ;; naive) echo bench.naive_events ;; witn) echo witn.events ;; esac; }
-outcomes_of() { case "$1" in floor) echo NULL ;; naive) echo "'bench.naive_outcomes'" ;; witn) echo "'witn.outcomes'" ;; esac; }
+table_of() { case "$1" in floor | ref) echo bench.floor_events ;; naive) echo bench.naive_events ;; witn) echo witn.events ;; esac; }
+outcomes_of() { case "$1" in floor) echo NULL ;; naive) echo "'bench.naive_outcomes'" ;; witn) echo "'witn.outcomes'" ;; ref) echo "'bench.ref_outcomes'" ;; esac; }
 declare -A FOOT
 # footprint LABEL ENGINE: bytes per event of the engine's event table and of its outcomes table.
 footprint() {
@@ -266,7 +267,9 @@ server_ticks() {
     echo "$t"
 }
 pgbench_run() { # LABEL ENGINE [PGOPTIONS]
-    sed "s/@TARGET@/$(table_of "$2")/" "$HERE/insert_one.pgbench" >"$OUT/$1.pgbench"
+    local script=insert_one.pgbench
+    [ "$2" = ref ] && script=ref_state_one.pgbench   # the event plus its outcome upsert, plain SQL
+    sed "s/@TARGET@/$(table_of "$2")/" "$HERE/$script" >"$OUT/$1.pgbench"
     sql CHECKPOINT
     note_load
     local bench_pid t0 pids
@@ -289,14 +292,14 @@ pgbench_run() { # LABEL ENGINE [PGOPTIONS]
         '/^number of transactions actually processed/ { printf "%.0f", t / hz * 1e6 / $NF }' "$OUT/$1.log")
     printf '  %-16s %10s tps %8s us server CPU per transaction\n' "$1" "${TPS[$1]}" "${TXCPU[$1]}"
 }
-for e in floor naive witn; do
+for e in floor naive witn ref; do
     pgbench_run "c.$e" "$e"
     footprint "c.$e" "$e"
     reset "$e"
 done
 HOT=""
 # The same with synchronous_commit = off: the CPU cost without the WAL flush wait.
-for e in floor naive witn; do
+for e in floor naive witn ref; do
     pgbench_run "c.${e}_async" "$e" "-c synchronous_commit=off"
     if [ "$e" = witn ]; then
         HOT=$(sql "SELECT n_tup_upd || ' updates, ' || n_tup_hot_upd || ' HOT' FROM pg_stat_user_tables WHERE relid = 'witn.outcomes'::regclass")
@@ -319,6 +322,12 @@ footprint d.witn witn
 D_OUTCOMES=$((D_EVENTS / D_PER))
 echo "(e) settlement"
 SETTLE="SELECT * FROM witn.settle(as_of => now() + interval '4 days');"
+# The reference: the same outcomes, settled by one set-based SQL statement (bench.ref_settle).
+reset ref
+sql "INSERT INTO bench.ref_outcomes OVERRIDING SYSTEM VALUE SELECT * FROM witn.outcomes" >/dev/null
+sql "VACUUM ANALYZE bench.ref_outcomes" >/dev/null
+step e.ref_settle "$D_OUTCOMES" "SELECT bench.ref_settle(now() + interval '4 days');" $((SMOKE ? 30 : 90))
+reset ref
 step e.settle_small "$D_OUTCOMES" "$SETTLE" $((SMOKE ? 30 : 90))
 SETTLED_SMALL=$(sql "SELECT count(*) FROM witn.outcomes WHERE resolved_at IS NOT NULL")
 reset witn
@@ -396,23 +405,27 @@ row e.open_witn "" witn e.open_floor ""
 echo
 FMT='%-33s %-24s %8s %10s %14s %14s %14s %18s\n'
 printf "$FMT" scenario engine tps "tps async" "cpu us/tx s/a" "w/floor s/a" "w/naive s/a" "bytes/event ev+out"
-for e in floor naive witn; do
+for e in floor naive witn ref; do
     rf="" rn="" title=""
     [ $e = floor ] && title="(c) pgbench 1 row/txn, $C_CLIENTS clients"
     if [ $e = witn ]; then
         rf="$(ratio "${TPS[c.witn]}" "${TPS[c.floor]}")/$(ratio "${TPS[c.witn_async]}" "${TPS[c.floor_async]}")"
         rn="$(ratio "${TPS[c.witn]}" "${TPS[c.naive]}")/$(ratio "${TPS[c.witn_async]}" "${TPS[c.naive_async]}")"
     fi
+    [ $e = ref ] && rf="ref/floor $(ratio "${TPS[c.ref]}" "${TPS[c.floor]}")/$(ratio "${TPS[c.ref_async]}" "${TPS[c.floor_async]}")"
     printf "$FMT" "$title" "$e" "${TPS[c.$e]}" "${TPS[c.${e}_async]}" "${TXCPU[c.$e]}/${TXCPU[c.${e}_async]}" "$rf" "$rn" "$(foot "c.$e")"
 done
+echo "  (ref: the event plus the upsert of its outcome row in plain SQL, no evaluation; witn/ref: $(ratio "${TPS[c.witn]}" "${TPS[c.ref]}")/$(ratio "${TPS[c.witn_async]}" "${TPS[c.ref_async]}"))"
 echo "  (s/a: synchronous_commit on / off; cpu us/tx: server CPU per transaction; witn.outcomes in witn's async run: $HOT)"
 echo
 FMT='%-52s %9s %9s %12s %12s\n'
 printf "$FMT" settlement "wall s" "cpu s" outcomes/s "MB priv/HWM"
-for l in e.settle_small e.settle_big; do
+for l in e.ref_settle e.settle_small e.settle_big; do
     if [ -n "${DNF[$l]:-}" ]; then r="<$(eps $l)"; else r=$(eps $l); fi
-    printf "$FMT" "(e) witn.settle() of ${ROWS[$l]} due outcomes" "${SECS[$l]}$([ -n "${DNF[$l]:-}" ] && echo '+')" "${CPU[$l]}" "$r" "${MEM[$l]}/${HWM[$l]}"
+    what="witn.settle()"; [ $l = e.ref_settle ] && what="ref: the same writes in SQL,"
+    printf "$FMT" "(e) $what of ${ROWS[$l]} due outcomes" "${SECS[$l]}$([ -n "${DNF[$l]:-}" ] && echo '+')" "${CPU[$l]}" "$r" "${MEM[$l]}/${HWM[$l]}"
 done
+echo "(e) witn / ref on the same $D_OUTCOMES-outcome backlog: $(ratio "$(eps e.settle_small)" "$(eps e.ref_settle)")x [cpu $(ratio "$(cps e.settle_small)" "$(cps e.ref_settle)")x]"
 echo "(e) witn.settle() with nothing due among $E_BIG open outcomes: ${NOTHING_MS} ms (median of 5 after a first call of ${NOTHING_FIRST} ms); due index in plan: $([ "$DUE_INDEX" -gt 0 ] && echo yes || echo NO)"
 echo
 echo "checks: naive vs witn outcome mismatches after (a): $MISMATCH; witn.verify() rows: $VERIFY; (a) outcomes: $STATUSES"

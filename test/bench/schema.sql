@@ -4,7 +4,7 @@
 --           re-reads the outcome's whole log on every event and evaluates the condition leaf by
 --           leaf (what a DBA would write without witn);
 --   witn  : witn.events with the extension's CHECK constraint and statement trigger.
--- Plus the generator of the benchmark's events, identical for all three.
+-- Plus reference points (ref_*: witn's writes in plain SQL) and the generator of the benchmark's events, identical for all three.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
 
@@ -198,6 +198,56 @@ END $$;
 
 CREATE TRIGGER naive_apply AFTER INSERT ON bench.naive_events
     FOR EACH ROW EXECUTE FUNCTION bench.naive_apply();
+
+-- ---------------------------------------------------------------------------------------------
+-- Reference points: the rows witn writes, written by plain SQL on tables shaped like witn's
+-- (same columns, defaults, indexes and fillfactor), without evaluating anything:
+--   ref state : per event, the event row plus an upsert of its outcome row (what any design that
+--               keeps every outcome's state current in the inserting transaction must write);
+--   ref settle: per settled outcome, its update, its invoice line and its notification (payload
+--               built as witn.notification_payload builds it) and a pg_notify, in one set-based
+--               statement.
+-- ---------------------------------------------------------------------------------------------
+CREATE TABLE bench.ref_outcomes (LIKE witn.outcomes
+    INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING INDEXES INCLUDING STORAGE INCLUDING COMPRESSION)
+    WITH (fillfactor = 90);
+CREATE TABLE bench.ref_lines (LIKE witn.invoice_lines INCLUDING ALL);
+CREATE TABLE bench.ref_notifications (LIKE witn.notifications INCLUDING ALL);
+
+-- "ref settle": settles the due rows of bench.ref_outcomes as of as_of; returns how many.
+CREATE FUNCTION bench.ref_settle(as_of timestamptz) RETURNS bigint LANGUAGE sql AS $$
+    WITH resolved AS (
+        UPDATE bench.ref_outcomes o
+           SET status = CASE WHEN o.status = 'OPEN' THEN 'FAILED'::witn.outcome_status
+                             ELSE coalesce(o.scheduled_resolution, 'CONFIRMED') END,
+               resolved_at = o.settles_at, updated_at = now()
+         WHERE o.resolved_at IS NULL AND o.check_at <= as_of AND o.settles_at <= as_of
+        RETURNING o.*
+    ), lines AS (
+        INSERT INTO bench.ref_lines (customer_key, outcome_id, outcome_key, agent_key, quantity,
+                                     unit_price, amount, currency, resolved_at)
+        SELECT r.customer_key, r.id, r.key, r.agent_key, r.quantity, r.unit_price,
+               r.unit_price * r.quantity, r.currency, r.resolved_at
+          FROM resolved r WHERE r.status = 'CONFIRMED'
+    ), notes AS (
+        INSERT INTO bench.ref_notifications (customer_key, outcome_id, kind, payload)
+        SELECT r.customer_key, r.id,
+               CASE r.status WHEN 'CONFIRMED' THEN 'outcome_succeed' ELSE 'outcome_failed' END,
+               jsonb_build_object(
+                   'id', 'ntf_' || r.id,
+                   'type', CASE r.status WHEN 'CONFIRMED' THEN 'outcome_succeed' ELSE 'outcome_failed' END,
+                   'created_at', now(),
+                   'data', jsonb_build_object(
+                       'outcome_id', r.id, 'outcome_key', r.key, 'customer_key', r.customer_key,
+                       'agent_key', r.agent_key, 'status', r.status, 'settles_at', r.settles_at,
+                       'resolved_at', r.resolved_at, 'quantity', r.quantity, 'unit_price', r.unit_price,
+                       'amount', CASE WHEN r.status = 'CONFIRMED' THEN r.unit_price * r.quantity END,
+                       'currency', r.currency))
+          FROM resolved r
+        RETURNING payload
+    )
+    SELECT count(pg_notify('witn_outcomes', n.payload::text)) FROM notes n
+$$;
 
 -- ---------------------------------------------------------------------------------------------
 -- The benchmark's events: n_events in arrival order, spread round-robin over
