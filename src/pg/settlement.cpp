@@ -9,10 +9,8 @@
 
 extern "C" {
 #include "access/xact.h"
-#include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "commands/async.h"
-#include "commands/sequence.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
@@ -80,12 +78,12 @@ struct OutcomeColumns {
 };
 
 struct LineColumns {
-    int id, customer_key, outcome_id, outcome_key, agent_key, quantity, unit_price, amount,
-        currency, resolved_at, created_at;
+    int customer_key, outcome_id, outcome_key, agent_key, quantity, unit_price, amount, currency,
+        resolved_at;
 };
 
 struct NoteColumns {
-    int id, customer_key, outcome_id, kind, payload, created_at;
+    int customer_key, outcome_id, kind, payload;
 };
 
 } // namespace
@@ -110,17 +108,16 @@ WITN_FUNCTION(witn_settle_batch) {
                            outcomes.column("resolved_at"), outcomes.column("check_at"),
                            outcomes.column("quantity"), outcomes.column("unit_price"),
                            outcomes.column("currency"), outcomes.column("updated_at")};
-    const LineColumns l{lines.column("id"), lines.column("customer_key"), lines.column("outcome_id"),
+    // id and created_at are left to the tables' defaults (identity, now()).
+    const LineColumns l{lines.column("customer_key"), lines.column("outcome_id"),
                         lines.column("outcome_key"), lines.column("agent_key"), lines.column("quantity"),
                         lines.column("unit_price"), lines.column("amount"), lines.column("currency"),
-                        lines.column("resolved_at"), lines.column("created_at")};
-    const NoteColumns n{notes.column("id"), notes.column("customer_key"), notes.column("outcome_id"),
-                        notes.column("kind"), notes.column("payload"), notes.column("created_at")};
+                        lines.column("resolved_at")};
+    const NoteColumns n{notes.column("customer_key"), notes.column("outcome_id"), notes.column("kind"),
+                        notes.column("payload")};
     const Oid status_type = TupleDescAttr(outcomes.desc(), o.status - 1)->atttypid;
     const Oid open = enum_label(status_type, "OPEN"), confirmed = enum_label(status_type, "CONFIRMED"),
               failed = enum_label(status_type, "FAILED");
-    const Oid line_ids = pg([&] { return getIdentitySequence(witn_relid("invoice_lines"), l.id, false); });
-    const Oid note_ids = pg([&] { return getIdentitySequence(witn_relid("notifications"), n.id, false); });
 
     // Settles (or re-arms) the outcome at tid; false when it was skipped or only re-armed.
     std::int64_t confirmed_count = 0, failed_count = 0;
@@ -165,10 +162,9 @@ WITN_FUNCTION(witn_settle_batch) {
         Numeric amount = nullptr;
         if (is_confirmed) {
             TupleTableSlot *line = lines.new_row();
-            pg([&] {
-                amount = DatumGetNumeric(DirectFunctionCall2(numeric_mul, NumericGetDatum(unit_price),
-                                                             NumericGetDatum(quantity)));
-                put(line, l.id, Int64GetDatum(nextval_internal(line_ids, false)));
+            amount = pg([&] {
+                return DatumGetNumeric(DirectFunctionCall2(numeric_mul, NumericGetDatum(unit_price),
+                                                           NumericGetDatum(quantity)));
             });
             put(line, l.customer_key, value(o.customer_key));
             put(line, l.outcome_id, value(o.id));
@@ -179,7 +175,6 @@ WITN_FUNCTION(witn_settle_batch) {
             put(line, l.amount, NumericGetDatum(amount));
             put(line, l.currency, value(o.currency));
             put(line, l.resolved_at, value(o.resolved_at));
-            put(line, l.created_at, TimestampTzGetDatum(now));
             lines.insert(line);
         }
         TupleTableSlot *note = notes.new_row();
@@ -207,12 +202,10 @@ WITN_FUNCTION(witn_settle_batch) {
             };
             JsonbValue root = json_object(body);
             Jsonb *payload = JsonbValueToJsonb(&root);
-            put(note, n.id, Int64GetDatum(nextval_internal(note_ids, false)));
             put(note, n.customer_key, value(o.customer_key));
             put(note, n.outcome_id, value(o.id));
             put(note, n.kind, CStringGetTextDatum(kind));
             put(note, n.payload, JsonbPGetDatum(payload));
-            put(note, n.created_at, TimestampTzGetDatum(now));
             return JsonbToCString(nullptr, &payload->root, VARSIZE(payload));
         });
         notes.insert(note);

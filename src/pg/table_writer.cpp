@@ -9,6 +9,7 @@ extern "C" {
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "nodes/makefuncs.h"
+#include "rewrite/rewriteHandler.h"
 #include "storage/lmgr.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -214,16 +215,37 @@ void TableWriter::update(TupleTableSlot *locked, TupleTableSlot *row) {
 
 void TableWriter::insert(TupleTableSlot *row) {
     pg([&] {
+        TupleDesc d = RelationGetDescr(rel_);
+        if (ndefaults_ < 0) {
+            MemoryContext saved = MemoryContextSwitchTo(estate_->es_query_cxt);
+            defaults_ = static_cast<Default *>(palloc(sizeof(Default) * d->natts));
+            ndefaults_ = 0;
+            for (int i = 0; i < d->natts; ++i) {
+                if (TupleDescAttr(d, i)->attisdropped || TupleDescAttr(d, i)->attgenerated) continue;
+                Node *expr = build_column_default(rel_, i + 1);
+                if (expr) defaults_[ndefaults_++] = {i + 1, ExecPrepareExpr(reinterpret_cast<Expr *>(expr), estate_)};
+            }
+            MemoryContextSwitchTo(saved);
+        }
+        ExprContext *context = GetPerTupleExprContext(estate_);
+        for (int i = 0; i < ndefaults_; ++i) {
+            const int at = defaults_[i].attnum - 1;
+            if (row->tts_isnull[at]) row->tts_values[at] = ExecEvalExpr(defaults_[i].expr, context, &row->tts_isnull[at]);
+        }
         ExecStoreVirtualTuple(row);
         ExecSimpleRelationInsert(info_, estate_, row);
+        ResetPerTupleExprContext(estate_);
     });
 }
 
 void TableWriter::finish() {
     pg([&] {
+        // Fires the AFTER row triggers queued since the innermost writer opened, for any of the
+        // tables (so relations a trigger event needed may have been opened here too).
         AfterTriggerEndQuery(estate_);
         EvalPlanQualEnd(&epq_);
-        ExecCloseIndices(info_);
+        // Closes this table's indexes and whatever the triggers opened.
+        ExecCloseResultRelations(estate_);
         ExecResetTupleTable(estate_->es_tupleTable, false);
         FreeExecutorState(estate_);
         table_close(rel_, NoLock);

@@ -63,6 +63,8 @@ public:
     TupleTableSlot *new_row();
     // Replaces the row `locked` (from find_locked) with `row`.
     void update(TupleTableSlot *locked, TupleTableSlot *row);
+    // Inserts `row`; columns left null get their default (identity, now(), a default a DBA
+    // gave a column of their own), as an INSERT naming only the set columns would.
     void insert(TupleTableSlot *row);
 
     void finish();
@@ -80,6 +82,14 @@ private:
     TupleTableSlot *scan_slot_ = nullptr;
     TupleTableSlot *lock_slot_ = nullptr;
     TupleTableSlot *row_slot_ = nullptr;
+    // Column defaults, prepared on the first insert: attnum and expression state, `ndefaults_`
+    // of them (in the executor's memory).
+    struct Default {
+        int attnum;
+        ExprState *expr;
+    };
+    Default *defaults_ = nullptr;
+    int ndefaults_ = -1;
     ScanKeyData scan_key_{};
 };
 
