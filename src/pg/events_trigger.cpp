@@ -852,6 +852,22 @@ private:
     MemoryContext saved_;
 };
 
+// This library writes witn.outcomes.check_at, which the SQL objects have since 0.2.0. A
+// database whose extension was not updated after the library was installed gets a clear error
+// instead of a failure halfway through (checked once per backend: an update only adds).
+void require_current_schema() {
+    static bool current = false;
+    if (current) return;
+    pg([] {
+        if (get_attnum(get_relname_relid("outcomes", get_namespace_oid("witn", false)), "check_at") == InvalidAttrNumber)
+            ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                            errmsg("witn's SQL objects in this database are older than its installed library"),
+                            errdetail("witn.outcomes has no column check_at (added in witn 0.2.0)."),
+                            errhint("Run ALTER EXTENSION witn UPDATE in this database.")));
+    });
+    current = true;
+}
+
 // Restoring a dump (events with their original received_at) is for superusers only.
 bool may_restore() { return superuser_arg(GetOuterUserId()); }
 
@@ -883,6 +899,7 @@ WITN_FUNCTION(witn_events_apply) {
                           "Insert new events without received_at, in their own statement.");
     }
 
+    require_current_schema();
     spi_connect();
     resolve_idempotency(rows);
     std::vector<OutcomeBatch> groups = group_rows(rows);

@@ -39,6 +39,17 @@ PGOPTIONS='-c client_min_messages=warning' psql -X -q -d postgres -c "DROP DATAB
 q "$old" "SET client_min_messages = warning; CREATE EXTENSION witn VERSION '0.1.0' CASCADE" >/dev/null
 check "0.1.0 installs" "0.1.0" "$(q "$old" "SELECT extversion FROM pg_extension WHERE extname = 'witn'")"
 
+# Before the update, the new library refuses new events with a clear error, writing nothing.
+q "$old" "INSERT INTO witn.rate_cards (key, currency) VALUES ('early', 'USD');
+          INSERT INTO witn.customers (key, rate_card_key) VALUES ('early', 'early');
+          INSERT INTO witn.agents (key) VALUES ('early');
+          INSERT INTO witn.rate_card_prices VALUES ('early', 'early', 1)" >/dev/null
+refused=$(psql -X -At -d "$old" -c "INSERT INTO witn.events (customer_key, key, action, agent_key) VALUES ('early', 'e1', 'a', 'early')" 2>&1 || true)
+check "before ALTER EXTENSION UPDATE an event is refused with a hint to run it" "yes" \
+    "$(grep -q 'HINT:  Run ALTER EXTENSION witn UPDATE' <<<"$refused" && grep -q 'ERROR:  witn.s SQL objects' <<<"$refused" && echo yes || echo "$refused")"
+check "and nothing is written" "0 0" "$(q "$old" "SELECT (SELECT count(*) FROM witn.events) || ' ' || (SELECT count(*) FROM witn.outcomes)")"
+q "$old" "DELETE FROM witn.rate_card_prices; DELETE FROM witn.agents; DELETE FROM witn.customers; DELETE FROM witn.rate_cards" >/dev/null
+
 # The same rows in the 0.1.0 schema, the way pg_restore loads them (events keep their
 # received_at, so the events trigger does not apply them again).
 copy_table() { # table columns
