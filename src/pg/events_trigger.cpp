@@ -6,8 +6,9 @@
 // one INSERT ... ON CONFLICT DO UPDATE, in (customer_key, key) byte order — the same order in
 // every session, so concurrent multi-outcome batches cannot deadlock. However many events a
 // statement carries, each outcome row is read and written once, and the statement costs a
-// fixed number of SQL statements per 10,000 outcomes (one keyed UPDATE when it touches a single
-// existing outcome).
+// fixed number of SQL statements per 10,000 outcomes. A statement touching a single outcome
+// (the common single-row INSERT) runs no SQL at all: it reads, locks and writes the outcome
+// row through TableWriter.
 #include "pg/postgres.hpp"
 
 #include "core/attribution.hpp"
@@ -262,47 +263,94 @@ struct Terms {
     std::int64_t agent_version = 0;
 };
 
-// The agent's current contract and the customer's current price, for a new outcome.
+// An interval in microseconds as PostgreSQL's extract(epoch FROM ...) * 1000000 counts it
+// (what the SQL paths use): a year of months is 365.25 days, other months 30 days.
+std::int64_t interval_micros(const Interval *i) {
+    return i->time + i->day * USECS_PER_DAY + (i->month / MONTHS_PER_YEAR) * (USECS_PER_DAY * 1461 / 4) +
+           (i->month % MONTHS_PER_YEAR) * DAYS_PER_MONTH * USECS_PER_DAY;
+}
+
+std::string text_value(Datum d) {
+    text *t = pg([&] { return DatumGetTextPP(d); });
+    return from_text(t);
+}
+
+std::string jsonb_text(Datum d) {
+    char *s = pg([&] {
+        Jsonb *j = DatumGetJsonbP(d);
+        return JsonbToCString(nullptr, &j->root, VARSIZE(j));
+    });
+    std::string out(s);
+    pfree(s);
+    return out;
+}
+
+// A value's text form through its type's output function (e.g. interval_out, numeric_out).
+std::string output_text(Datum d, PGFunction out) {
+    char *c = pg([&] { return DatumGetCString(DirectFunctionCall1(out, d)); });
+    std::string text(c);
+    pfree(c);
+    return text;
+}
+
+std::string enum_text(Datum d) {
+    char *s = pg([&] { return DatumGetCString(DirectFunctionCall1(enum_out, d)); });
+    std::string out(s);
+    pfree(s);
+    return out;
+}
+
+// The agent's current contract and the customer's current price, for a new outcome: read by
+// primary key from the lookup tables, as of a new snapshot.
 Terms load_terms(const std::string &customer_key, const std::string &agent_key) {
-    static KeptPlan plan(
-        "SELECT a.key, a.condition::text, (extract(epoch FROM a.settlement_period) * 1000000)::bigint,"
-        "       a.attribution_method, a.version, a.settlement_period::text, c.rate_card_key,"
-        "       rc.currency, p.price_per_unit::text"
-        "  FROM witn.customers c"
-        "  LEFT JOIN witn.agents a ON a.key = $2"
-        "  LEFT JOIN witn.rate_cards rc ON rc.key = c.rate_card_key"
-        "  LEFT JOIN witn.rate_card_prices p ON p.rate_card_key = c.rate_card_key AND p.agent_key = a.key"
-        " WHERE c.key = $1",
-        {TEXTOID, TEXTOID});
-    Datum values[2] = {text_datum(customer_key), text_datum(agent_key)};
-    if (plan.run(values, nullptr, 1) == 0)
+    KeyReader customers(witn_table("customers"));
+    TupleTableSlot *customer = customers.find({text_datum(customer_key)});
+    if (!customer)
         throw witn::Error(witn::Code::CustomerNotFound, "CUSTOMER_NOT_FOUND: no customer " + customer_key,
                           "customer_key " + customer_key,
                           "Create the customer in witn.customers before sending its events.");
-    if (!spi_text(0, 1))
+    const int card_column = customers.column("rate_card_key");
+    std::optional<std::string> card;
+    if (!column_null(customer, card_column)) card = text_value(column_value(customer, card_column));
+    customers.finish();
+
+    KeyReader agents(witn_table("agents"));
+    TupleTableSlot *agent = agents.find({text_datum(agent_key)});
+    if (!agent)
         throw witn::Error(witn::Code::AgentNotFound, "AGENT_NOT_FOUND: no agent " + agent_key,
                           "agent_key " + agent_key, "Create the agent in witn.agents first.");
-    std::optional<std::string> price = spi_text(0, 9);
-    if (!price) {
-        std::optional<std::string> card = spi_text(0, 7);
+    Terms t;
+    t.agent_key = agent_key;
+    t.condition_text = text_value(column_value(agent, agents.column("condition")));
+    t.contract.condition = cached_condition(t.condition_text);
+    Datum period = column_value(agent, agents.column("settlement_period"));
+    t.contract.settlement_period = interval_micros(DatumGetIntervalP(period));
+    t.settlement_period_text = output_text(period, interval_out);
+    t.attribution_method = text_value(column_value(agent, agents.column("attribution_method")));
+    t.contract.attribution_method = method_of(t.attribution_method);
+    t.agent_version = DatumGetInt32(column_value(agent, agents.column("version")));
+    agents.finish();
+
+    std::optional<std::string> price;
+    if (card) {
+        KeyReader prices(witn_table("rate_card_prices"));
+        TupleTableSlot *p = prices.find({text_datum(*card), text_datum(agent_key)});
+        if (p) price = output_text(column_value(p, prices.column("price_per_unit")), numeric_out);
+        prices.finish();
+    }
+    if (!price)
         throw witn::Error(witn::Code::PriceNotFound,
                           "PRICE_NOT_FOUND: customer " + customer_key + " has no price for agent " + agent_key,
                           card ? "rate card " + *card + " has no price for agent " + agent_key
                                : "customer " + customer_key + " has no rate card",
                           "Assign the customer a rate card with a price for this agent "
                           "(witn.customers.rate_card_key, witn.rate_card_prices).");
-    }
-    Terms t;
-    t.agent_key = agent_key;
-    t.condition_text = *spi_text(0, 2);
-    t.contract.condition = cached_condition(t.condition_text);
-    t.contract.settlement_period = spi_int64(0, 3);
-    t.attribution_method = *spi_text(0, 4);
-    t.contract.attribution_method = method_of(t.attribution_method);
-    t.agent_version = spi_int64(0, 5);
-    t.settlement_period_text = *spi_text(0, 6);
-    t.currency = *spi_text(0, 8);
     t.unit_price = *price;
+    KeyReader cards(witn_table("rate_cards"));
+    TupleTableSlot *rc = cards.find({text_datum(*card)});
+    if (!rc) throw std::runtime_error("witn: rate card " + *card + " is missing"); // a foreign key keeps it
+    t.currency = text_value(column_value(rc, cards.column("currency")));
+    cards.finish();
     return t;
 }
 
@@ -425,8 +473,8 @@ Folded fold_new(const OutcomeBatch &g, TimestampTz now) {
     return f;
 }
 
-// The SET clause that applies the statement's events to an existing, locked outcome row `o`
-// through witn.fold_existing() (shared by the upsert and the single-outcome update).
+// The upsert's SET clause that applies the statement's events to an existing, locked outcome
+// row `o` through witn.fold_existing().
 #define WITN_FOLD_EXISTING                                                                       \
     "    SET (status, scheduled_resolution, settles_at, quantity, condition_holds,"              \
     "         accepted_events, late_events, facts, attribution, last_event_id, updated_at)"      \
@@ -664,74 +712,72 @@ void resolve_terms(std::span<OutcomeBatch> groups, TermsCache &cache) {
     }
 }
 
-std::optional<Datum> scheduled_datum(const witn::OutcomeState &s) {
-    if (!s.scheduled_resolution) return std::nullopt;
-    return status_datum(*s.scheduled_resolution);
-}
+// The columns of witn.outcomes that the single-outcome path reads and writes.
+struct OutcomeColumns {
+    int customer_key, key, agent_key, status, scheduled, settles_at, check_at, condition, period,
+        method, version, unit_price, currency, quantity, holds, accepted, late, facts, attribution,
+        last_id, updated_at;
+    explicit OutcomeColumns(const TableWriter &t)
+        : customer_key(t.column("customer_key")), key(t.column("key")), agent_key(t.column("agent_key")),
+          status(t.column("status")), scheduled(t.column("scheduled_resolution")),
+          settles_at(t.column("settles_at")), check_at(t.column("check_at")),
+          condition(t.column("condition")), period(t.column("settlement_period")),
+          method(t.column("attribution_method")), version(t.column("agent_version")),
+          unit_price(t.column("unit_price")), currency(t.column("currency")),
+          quantity(t.column("quantity")), holds(t.column("condition_holds")),
+          accepted(t.column("accepted_events")), late(t.column("late_events")), facts(t.column("facts")),
+          attribution(t.column("attribution")), last_id(t.column("last_event_id")),
+          updated_at(t.column("updated_at")) {}
+};
 
-// Inserts a new outcome; false when a concurrent transaction opened it first.
+// Inserts a new outcome, without SQL; false when a concurrent transaction opened it first.
 bool insert_outcome(const OutcomeBatch &g, const Folded &n) {
-    static KeptPlan plan(
-        "INSERT INTO witn.outcomes (customer_key, key, agent_key, status, scheduled_resolution,"
-        "       settles_at, condition, settlement_period, attribution_method, agent_version,"
-        "       unit_price, currency, quantity, condition_holds, accepted_events, late_events,"
-        "       facts, attribution, last_event_id, check_at)"
-        " VALUES ($1, $2, $3, $4::witn.outcome_status, $5::witn.outcome_status, $6,"
-        "       $7::witn.condition, $8::interval, $9, $10, $11::numeric, $12, $13::numeric, $14,"
-        "       $15, $16, $17::jsonb, $18::jsonb, $19, $6)"
-        " ON CONFLICT (customer_key, key) DO NOTHING",
-        {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID,
-         INT4OID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, INT8OID, INT8OID, TEXTOID, TEXTOID, INT8OID});
     const Row &first = *g.rows.front();
     const witn::OutcomeState &s = n.state;
-    std::optional<Datum> scheduled = scheduled_datum(s);
-    Datum values[19] = {
-        text_datum(first.customer_key), text_datum(first.key), text_datum(g.terms.agent_key),
-        status_datum(s.status), scheduled.value_or(Datum(0)), TimestampTzGetDatum(s.settles_at),
-        text_datum(g.terms.condition_text), text_datum(g.terms.settlement_period_text),
-        text_datum(g.terms.attribution_method),
-        Int32GetDatum(static_cast<std::int32_t>(g.terms.agent_version)),
-        text_datum(g.terms.unit_price), text_datum(g.terms.currency), text_datum(n.quantity()),
-        BoolGetDatum(s.condition_holds), Int64GetDatum(s.accepted_events),
-        Int64GetDatum(n.late_events), text_datum(s.facts.to_json()),
-        text_datum(s.attribution.to_json()), Int64GetDatum(n.last_event_id)};
-    char nulls[20] = "                   ";
-    if (!scheduled) nulls[4] = 'n';
-    if (!n.last_event_id) nulls[18] = 'n';
-    return plan.run(values, nulls) == 1;
-}
-
-// An interval in microseconds as PostgreSQL's extract(epoch FROM ...) * 1000000 counts it
-// (what the SQL paths use): a year of months is 365.25 days, other months 30 days.
-std::int64_t interval_micros(const Interval *i) {
-    return i->time + i->day * USECS_PER_DAY + (i->month / MONTHS_PER_YEAR) * (USECS_PER_DAY * 1461 / 4) +
-           (i->month % MONTHS_PER_YEAR) * DAYS_PER_MONTH * USECS_PER_DAY;
-}
-
-std::string text_value(Datum d) {
-    text *t = pg([&] { return DatumGetTextPP(d); });
-    return from_text(t);
-}
-
-std::string jsonb_text(Datum d) {
-    char *s = pg([&] {
-        Jsonb *j = DatumGetJsonbP(d);
-        return JsonbToCString(nullptr, &j->root, VARSIZE(j));
+    TableWriter outcomes(witn_table("outcomes"));
+    const OutcomeColumns c(outcomes);
+    const Oid status_type = TupleDescAttr(outcomes.desc(), c.status - 1)->atttypid;
+    const Oid status_oid = enum_label(status_type, witn::status_name(s.status));
+    const Oid scheduled_oid = s.scheduled_resolution ? enum_label(status_type, witn::status_name(*s.scheduled_resolution)) : InvalidOid;
+    // witn.condition is stored as its canonical JSON text, which condition_text is.
+    const Datum customer = text_datum(first.customer_key), key = text_datum(first.key),
+                agent = text_datum(g.terms.agent_key), condition = text_datum(g.terms.condition_text),
+                method = text_datum(g.terms.attribution_method), currency = text_datum(g.terms.currency);
+    const std::string facts_json = s.facts.to_json(), attribution_json = s.attribution.to_json(),
+                      quantity_text = n.quantity();
+    TupleTableSlot *row = outcomes.new_row();
+    pg([&] {
+        auto set = [&](int attnum, Datum v, bool isnull = false) {
+            row->tts_values[attnum - 1] = v;
+            row->tts_isnull[attnum - 1] = isnull;
+        };
+        set(c.customer_key, customer);
+        set(c.key, key);
+        set(c.agent_key, agent);
+        set(c.status, ObjectIdGetDatum(status_oid));
+        set(c.scheduled, ObjectIdGetDatum(scheduled_oid), !OidIsValid(scheduled_oid));
+        set(c.settles_at, TimestampTzGetDatum(s.settles_at));
+        set(c.check_at, TimestampTzGetDatum(s.settles_at));
+        set(c.condition, condition);
+        set(c.period, DirectFunctionCall3(interval_in, CStringGetDatum(g.terms.settlement_period_text.c_str()),
+                                          ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+        set(c.method, method);
+        set(c.version, Int32GetDatum(static_cast<std::int32_t>(g.terms.agent_version)));
+        set(c.unit_price, DirectFunctionCall3(numeric_in, CStringGetDatum(g.terms.unit_price.c_str()),
+                                              ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+        set(c.currency, currency);
+        set(c.quantity, DirectFunctionCall3(numeric_in, CStringGetDatum(quantity_text.c_str()),
+                                            ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+        set(c.holds, BoolGetDatum(s.condition_holds));
+        set(c.accepted, Int64GetDatum(s.accepted_events));
+        set(c.late, Int64GetDatum(n.late_events));
+        set(c.facts, DirectFunctionCall1(jsonb_in, CStringGetDatum(facts_json.c_str())));
+        set(c.attribution, DirectFunctionCall1(jsonb_in, CStringGetDatum(attribution_json.c_str())));
+        set(c.last_id, Int64GetDatum(n.last_event_id), n.last_event_id == 0);
     });
-    std::string out(s);
-    pfree(s);
-    return out;
-}
-
-std::string enum_text(Datum d) {
-    char *s = pg([&] { return DatumGetCString(DirectFunctionCall1(enum_out, d)); });
-    std::string out(s);
-    pfree(s);
-    return out;
-}
-
-Oid outcomes_relid() {
-    return pg([] { return get_relname_relid("outcomes", get_namespace_oid("witn", false)); });
+    const bool inserted = outcomes.insert_if_absent(row);
+    outcomes.finish();
+    return inserted;
 }
 
 // Applies the group's events to its outcome if it exists: finds and locks the row through the
@@ -740,19 +786,10 @@ Oid outcomes_relid() {
 bool update_existing(std::vector<OutcomeBatch> &one, TimestampTz now) {
     const OutcomeBatch &g = one.front();
     const Row &first = *g.rows.front();
-    TableWriter outcomes(outcomes_relid());
-    const int customer = outcomes.column("customer_key"), key = outcomes.column("key"),
-              agent = outcomes.column("agent_key"), status = outcomes.column("status"),
-              scheduled = outcomes.column("scheduled_resolution"),
-              settles_at = outcomes.column("settles_at"), condition = outcomes.column("condition"),
-              period = outcomes.column("settlement_period"),
-              method = outcomes.column("attribution_method"), quantity = outcomes.column("quantity"),
-              holds = outcomes.column("condition_holds"),
-              accepted = outcomes.column("accepted_events"), late = outcomes.column("late_events"),
-              facts = outcomes.column("facts"), attribution = outcomes.column("attribution"),
-              last_id = outcomes.column("last_event_id"), updated_at = outcomes.column("updated_at");
+    TableWriter outcomes(witn_table("outcomes"));
+    const OutcomeColumns c(outcomes);
     TupleTableSlot *row = outcomes.find_locked(
-        {customer, key}, {text_datum(first.customer_key), text_datum(first.key)});
+        {c.customer_key, c.key}, {text_datum(first.customer_key), text_datum(first.key)});
     if (!row) {
         outcomes.finish();
         return false;
@@ -760,22 +797,22 @@ bool update_existing(std::vector<OutcomeBatch> &one, TimestampTz now) {
     StoredOutcome o;
     o.customer_key = first.customer_key;
     o.key = first.key;
-    o.agent_key = text_value(column_value(row, agent));
-    o.status = enum_text(column_value(row, status));
-    if (!column_null(row, scheduled)) o.scheduled_resolution = enum_text(column_value(row, scheduled));
-    o.settles_at = DatumGetTimestampTz(column_value(row, settles_at));
-    o.accepted_events = DatumGetInt64(column_value(row, accepted));
-    o.late_events = DatumGetInt64(column_value(row, late));
-    o.facts = jsonb_text(column_value(row, facts));
-    o.attribution = jsonb_text(column_value(row, attribution));
-    o.condition = text_value(column_value(row, condition));
-    o.settlement_period = interval_micros(DatumGetIntervalP(column_value(row, period)));
-    o.attribution_method = text_value(column_value(row, method));
-    if (!column_null(row, last_id)) o.last_event_id = DatumGetInt64(column_value(row, last_id));
+    o.agent_key = text_value(column_value(row, c.agent_key));
+    o.status = enum_text(column_value(row, c.status));
+    if (!column_null(row, c.scheduled)) o.scheduled_resolution = enum_text(column_value(row, c.scheduled));
+    o.settles_at = DatumGetTimestampTz(column_value(row, c.settles_at));
+    o.accepted_events = DatumGetInt64(column_value(row, c.accepted));
+    o.late_events = DatumGetInt64(column_value(row, c.late));
+    o.facts = jsonb_text(column_value(row, c.facts));
+    o.attribution = jsonb_text(column_value(row, c.attribution));
+    o.condition = text_value(column_value(row, c.condition));
+    o.settlement_period = interval_micros(DatumGetIntervalP(column_value(row, c.period)));
+    o.attribution_method = text_value(column_value(row, c.method));
+    if (!column_null(row, c.last_id)) o.last_event_id = DatumGetInt64(column_value(row, c.last_id));
 
     Folded f = fold_stored(g, o, now);
     const witn::OutcomeState &s = f.state;
-    const Oid status_type = TupleDescAttr(outcomes.desc(), status - 1)->atttypid;
+    const Oid status_type = TupleDescAttr(outcomes.desc(), c.status - 1)->atttypid;
     const std::string facts_json = s.facts.to_json(), attribution_json = s.attribution.to_json(),
                       quantity_text = f.quantity();
     const Oid status_oid = enum_label(status_type, witn::status_name(s.status));
@@ -789,26 +826,27 @@ bool update_existing(std::vector<OutcomeBatch> &one, TimestampTz now) {
             next->tts_values[attnum - 1] = v;
             next->tts_isnull[attnum - 1] = isnull;
         };
-        set(status, ObjectIdGetDatum(status_oid));
-        set(scheduled, ObjectIdGetDatum(scheduled_oid), !OidIsValid(scheduled_oid));
-        set(settles_at, TimestampTzGetDatum(s.settles_at));
-        set(quantity, DirectFunctionCall3(numeric_in, CStringGetDatum(quantity_text.c_str()),
+        set(c.status, ObjectIdGetDatum(status_oid));
+        set(c.scheduled, ObjectIdGetDatum(scheduled_oid), !OidIsValid(scheduled_oid));
+        set(c.settles_at, TimestampTzGetDatum(s.settles_at));
+        set(c.quantity, DirectFunctionCall3(numeric_in, CStringGetDatum(quantity_text.c_str()),
                                           ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
-        set(holds, BoolGetDatum(s.condition_holds));
-        set(accepted, Int64GetDatum(s.accepted_events));
-        set(late, Int64GetDatum(f.late_events));
-        set(facts, DirectFunctionCall1(jsonb_in, CStringGetDatum(facts_json.c_str())));
-        set(attribution, DirectFunctionCall1(jsonb_in, CStringGetDatum(attribution_json.c_str())));
-        set(last_id, Int64GetDatum(last), last == 0);
-        set(updated_at, TimestampTzGetDatum(now));
+        set(c.holds, BoolGetDatum(s.condition_holds));
+        set(c.accepted, Int64GetDatum(s.accepted_events));
+        set(c.late, Int64GetDatum(f.late_events));
+        set(c.facts, DirectFunctionCall1(jsonb_in, CStringGetDatum(facts_json.c_str())));
+        set(c.attribution, DirectFunctionCall1(jsonb_in, CStringGetDatum(attribution_json.c_str())));
+        set(c.last_id, Int64GetDatum(last), last == 0);
+        set(c.updated_at, TimestampTzGetDatum(now));
     });
     outcomes.update(row, next);
     outcomes.finish();
     return true;
 }
 
-// A statement touching one outcome — the common single-row INSERT — takes one keyed UPDATE
-// when the outcome exists, and a keyed INSERT when this statement opens it.
+// A statement touching one outcome — the common single-row INSERT — updates it in place when
+// it exists, and inserts it when this statement opens it; neither runs SQL, only opening reads
+// the contract and price.
 void apply_one(std::vector<OutcomeBatch> &one, TimestampTz now) {
     if (update_existing(one, now)) return;
     OutcomeBatch &g = one.front();

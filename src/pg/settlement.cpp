@@ -30,10 +30,6 @@ using namespace witn::pg;
 
 namespace {
 
-Oid witn_relid(const char *name) {
-    return pg([&] { return get_relname_relid(name, get_namespace_oid("witn", false)); });
-}
-
 // The notification body (CONTRACT §15) as jsonb values, the way jsonb_build_object() converts
 // text, numeric and timestamptz.
 JsonbValue json_string(const char *s, std::size_t n) {
@@ -99,9 +95,9 @@ WITN_FUNCTION(witn_settle_batch) {
         PG_ARGISNULL(2) ? std::nullopt : std::optional<std::int64_t>(PG_GETARG_INT64(2));
     const TimestampTz now = GetCurrentTransactionStartTimestamp();
 
-    TableWriter outcomes(witn_relid("outcomes"));
-    TableWriter lines(witn_relid("invoice_lines"), false);
-    TableWriter notes(witn_relid("notifications"), false);
+    TableWriter outcomes(witn_table("outcomes"));
+    TableWriter lines(witn_table("invoice_lines"), false);
+    TableWriter notes(witn_table("notifications"), false);
     const OutcomeColumns o{outcomes.column("id"), outcomes.column("customer_key"), outcomes.column("key"),
                            outcomes.column("agent_key"), outcomes.column("status"),
                            outcomes.column("scheduled_resolution"), outcomes.column("settles_at"),

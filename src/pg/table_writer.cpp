@@ -5,9 +5,12 @@ extern "C" {
 #include "access/table.h"
 #include "access/relscan.h"
 #include "access/xact.h"
+#include "catalog/index.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_enum.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "executor/nodeModifyTable.h"
 #include "nodes/makefuncs.h"
 #include "rewrite/rewriteHandler.h"
 #include "storage/lmgr.h"
@@ -49,14 +52,20 @@ TableWriter::TableWriter(Oid relid, bool new_command) {
     });
 }
 
-int TableWriter::column(const char *name) const {
-    TupleDesc d = desc();
+int column_of(Relation rel, const char *name) {
+    TupleDesc d = RelationGetDescr(rel);
     for (int i = 0; i < d->natts; ++i) {
         Form_pg_attribute a = TupleDescAttr(d, i);
         if (!a->attisdropped && std::strcmp(NameStr(a->attname), name) == 0) return i + 1;
     }
-    throw std::runtime_error(std::string("witn: ") + RelationGetRelationName(rel_) + " has no column " + name +
+    throw std::runtime_error(std::string("witn: ") + RelationGetRelationName(rel) + " has no column " + name +
                              " (is the extension's SQL up to date? ALTER EXTENSION witn UPDATE)");
+}
+
+int TableWriter::column(const char *name) const { return column_of(rel_, name); }
+
+Oid witn_table(const char *name) {
+    return pg([&] { return get_relname_relid(name, get_namespace_oid("witn", false)); });
 }
 
 Relation TableWriter::index_on(std::initializer_list<int> columns, bool partial) const {
@@ -119,30 +128,31 @@ TupleTableSlot *TableWriter::find_locked(std::initializer_list<int> key_columns,
             ++k;
         }
         TupleTableSlot *slot = slot_for_table();
-        SnapshotData dirty;
-        InitDirtySnapshot(dirty);
-        IndexScanDesc scan = index_beginscan(rel_, index, &dirty, nkeys, 0);
+        // An MVCC snapshot, not a dirty one: a btree scan reads a leaf page's matches at once,
+        // so with a dirty snapshot a version whose updater commits between that read and the
+        // heap visit is invisible while its successor's index entry was not on the page yet,
+        // and a live row is missed. Every version the snapshot sees has its index entry; the
+        // lock then follows later updates to the latest version.
         bool found = false;
         for (;;) {
+            Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+            IndexScanDesc scan = index_beginscan(rel_, index, snapshot, nkeys, 0);
             index_rescan(scan, keys, nkeys, nullptr, 0);
             found = index_getnext_slot(scan, ForwardScanDirection, slot);
-            // A row another transaction is inserting or changing: wait for it, then look again.
-            TransactionId wait = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
-            if (found && TransactionIdIsValid(wait)) {
-                XactLockTableWait(wait, nullptr, nullptr, XLTW_None);
-                continue;
+            index_endscan(scan);
+            TM_Result r = TM_Ok;
+            if (found) {
+                TM_FailureData failure;
+                r = table_tuple_lock(rel_, &slot->tts_tid, snapshot, slot, GetCurrentCommandId(false),
+                                     LockTupleNoKeyExclusive, LockWaitBlock,
+                                     TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &failure);
             }
-            if (!found) break;
-            TM_FailureData failure;
-            TM_Result r = table_tuple_lock(rel_, &slot->tts_tid, GetLatestSnapshot(), slot,
-                                           GetCurrentCommandId(false), LockTupleNoKeyExclusive,
-                                           LockWaitBlock, TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &failure);
+            UnregisterSnapshot(snapshot);
             if (r == TM_Ok) break;
             if (r == TM_Deleted || r == TM_Updated) continue; // gone meanwhile: look again
             elog(ERROR, "witn: unexpected result %d locking a row of %s", static_cast<int>(r),
                  RelationGetRelationName(rel_));
         }
-        index_endscan(scan);
         return found ? locked(slot) : nullptr;
     });
 }
@@ -213,7 +223,7 @@ void TableWriter::update(TupleTableSlot *locked, TupleTableSlot *row) {
     });
 }
 
-void TableWriter::insert(TupleTableSlot *row) {
+void TableWriter::apply_defaults(TupleTableSlot *row) {
     pg([&] {
         TupleDesc d = RelationGetDescr(rel_);
         if (ndefaults_ < 0) {
@@ -233,9 +243,101 @@ void TableWriter::insert(TupleTableSlot *row) {
             if (row->tts_isnull[at]) row->tts_values[at] = ExecEvalExpr(defaults_[i].expr, context, &row->tts_isnull[at]);
         }
         ExecStoreVirtualTuple(row);
+    });
+}
+
+void TableWriter::insert(TupleTableSlot *row) {
+    apply_defaults(row);
+    pg([&] {
         ExecSimpleRelationInsert(info_, estate_, row);
         ResetPerTupleExprContext(estate_);
     });
+}
+
+bool TableWriter::insert_if_absent(TupleTableSlot *row) {
+    apply_defaults(row);
+    return pg([&] {
+        // What ExecInsert does for INSERT ... ON CONFLICT DO NOTHING, with every unique index
+        // an arbiter.
+        if (!speculative_ready_) {
+            for (int i = 0; i < info_->ri_NumIndices; ++i)
+                if (info_->ri_IndexRelationInfo[i]->ii_Unique)
+                    BuildSpeculativeIndexInfo(info_->ri_IndexRelationDescs[i], info_->ri_IndexRelationInfo[i]);
+            speculative_ready_ = true;
+        }
+        if (info_->ri_TrigDesc && info_->ri_TrigDesc->trig_insert_before_row &&
+            !ExecBRInsertTriggers(estate_, info_, row))
+            return false;
+        if (rel_->rd_att->constr && rel_->rd_att->constr->has_generated_stored)
+            ExecComputeStoredGenerated(info_, estate_, row, CMD_INSERT);
+        if (rel_->rd_att->constr) ExecConstraints(info_, row, estate_);
+        for (;;) {
+            ItemPointerData conflict;
+            if (!ExecCheckIndexConstraints(info_, row, estate_, &conflict, NIL)) {
+                ResetPerTupleExprContext(estate_);
+                return false;
+            }
+            uint32 token = SpeculativeInsertionLockAcquire(GetCurrentTransactionId());
+            table_tuple_insert_speculative(rel_, row, estate_->es_output_cid, 0, nullptr, token);
+            bool conflicted = false;
+            List *recheck = ExecInsertIndexTuples(info_, row, estate_, false, true, &conflicted, NIL);
+            table_tuple_complete_speculative(rel_, row, token, !conflicted);
+            SpeculativeInsertionLockRelease(GetCurrentTransactionId());
+            if (conflicted) {
+                // Another transaction inserted the key meanwhile: check again (and wait for it).
+                list_free(recheck);
+                continue;
+            }
+            ExecARInsertTriggers(estate_, info_, row, recheck, nullptr);
+            list_free(recheck);
+            ResetPerTupleExprContext(estate_);
+            return true;
+        }
+    });
+}
+
+KeyReader::KeyReader(Oid relid) {
+    pg([&] {
+        rel_ = table_open(relid, AccessShareLock);
+        Oid pk = RelationGetPrimaryKeyIndex(rel_);
+        if (!OidIsValid(pk)) elog(ERROR, "witn: %s has no primary key", RelationGetRelationName(rel_));
+        index_ = index_open(pk, AccessShareLock);
+        slot_ = table_slot_create(rel_, nullptr);
+    });
+}
+
+int KeyReader::column(const char *name) const { return column_of(rel_, name); }
+
+TupleTableSlot *KeyReader::find(std::initializer_list<Datum> key_values) {
+    const int nkeys = static_cast<int>(key_values.size());
+    if (nkeys != IndexRelationGetNumberOfKeyAttributes(index_))
+        throw std::runtime_error("witn: a primary key lookup needs every key column");
+    ScanKeyData keys[INDEX_MAX_KEYS];
+    return pg([&]() -> TupleTableSlot * {
+        int k = 0;
+        for (Datum v : key_values) {
+            init_key(&keys[k], index_, k, BTEqualStrategyNumber, v);
+            ++k;
+        }
+        Snapshot snapshot = RegisterSnapshot(GetTransactionSnapshot());
+        IndexScanDesc scan = index_beginscan(rel_, index_, snapshot, nkeys, 0);
+        index_rescan(scan, keys, nkeys, nullptr, 0);
+        bool found = index_getnext_slot(scan, ForwardScanDirection, slot_);
+        if (found) slot_getallattrs(slot_);
+        index_endscan(scan);
+        UnregisterSnapshot(snapshot);
+        return found ? slot_ : nullptr;
+    });
+}
+
+void KeyReader::finish() {
+    pg([&] {
+        ExecDropSingleTupleTableSlot(slot_);
+        index_close(index_, NoLock);
+        table_close(rel_, NoLock);
+    });
+    rel_ = index_ = nullptr;
+    slot_ = nullptr;
 }
 
 void TableWriter::finish() {

@@ -40,7 +40,9 @@ public:
 
     // Finds the live row whose unique, non-partial index over exactly `key_columns` holds
     // `key_values`, and locks it FOR NO KEY UPDATE, waiting for concurrent writers and
-    // following their updates to the latest version. nullptr when there is no such row. Under
+    // following their updates to the latest version. nullptr when there is no such row (one
+    // that another transaction is inserting and has not committed is not seen: inserting it
+    // with insert_if_absent waits for that transaction). Under
     // REPEATABLE READ or SERIALIZABLE, a row the transaction's snapshot cannot see raises a
     // serialization failure, as an UPDATE would.
     TupleTableSlot *find_locked(std::initializer_list<int> key_columns,
@@ -66,10 +68,15 @@ public:
     // Inserts `row`; columns left null get their default (identity, now(), a default a DBA
     // gave a column of their own), as an INSERT naming only the set columns would.
     void insert(TupleTableSlot *row);
+    // The same as INSERT ... ON CONFLICT DO NOTHING: false, and nothing written, when a row
+    // with the same key in any unique index exists or is being inserted by a transaction that
+    // then commits (waited for, as PostgreSQL's speculative insertion does).
+    bool insert_if_absent(TupleTableSlot *row);
 
     void finish();
 
 private:
+    void apply_defaults(TupleTableSlot *row);
     Relation index_on(std::initializer_list<int> columns, bool partial) const;
     TupleTableSlot *locked(TupleTableSlot *slot);
     TupleTableSlot *slot_for_table();
@@ -90,8 +97,34 @@ private:
     };
     Default *defaults_ = nullptr;
     int ndefaults_ = -1;
+    bool speculative_ready_ = false;
     ScanKeyData scan_key_{};
 };
+
+// Reads rows of a table by its primary key, as of a new snapshot, without locking them: for
+// the small lookup tables (customers, agents, rate cards, prices). Call finish() when done.
+class KeyReader {
+public:
+    explicit KeyReader(Oid relid);
+    KeyReader(const KeyReader &) = delete;
+    KeyReader &operator=(const KeyReader &) = delete;
+
+    int column(const char *name) const;
+    // The row whose primary key is `key_values` (deformed, valid until the next find or
+    // finish), or nullptr.
+    TupleTableSlot *find(std::initializer_list<Datum> key_values);
+    void finish();
+
+private:
+    Relation rel_ = nullptr;
+    Relation index_ = nullptr;
+    TupleTableSlot *slot_ = nullptr;
+};
+
+// The attribute number of a table's column (1-based); throws when there is none.
+int column_of(Relation rel, const char *name);
+// The OID of a table of the witn schema.
+Oid witn_table(const char *name);
 
 // A column's value in a row read by TableWriter (the row's attributes are deformed).
 inline bool column_null(TupleTableSlot *slot, int attnum) { return slot->tts_isnull[attnum - 1]; }
