@@ -16,10 +16,13 @@
 #   cron         each test/cron/*.sh in its own database, counted per script
 #   ops          each test/ops/*.sh (backup and restore, upgrade from 0.1.0) in its own database, counted per script
 #   fuzz         make fuzz (libFuzzer with ASan/UBSan), counted as one test
+#   bench        test/bench/run.sh --smoke: every benchmark scenario at 1/100 scale on its own
+#                cluster, with its correctness checks (as root only), counted as one test
 #
 # Environment:
 #   WITN_FUZZ_SECONDS=N  fuzzing time in total over all targets (default 60)
 #   WITN_SKIP_FUZZ=1     no fuzzing
+#   WITN_SKIP_BENCH=1    no benchmark smoke run
 #   WITN_KEEP_LOGS=1     keep the per-step logs (their directory is printed at the end)
 #   WITN_ONLY="a b"      run only these of pgtap/concurrency/cron test files (base names)
 set -uo pipefail
@@ -376,6 +379,26 @@ else
             failed "fuzz: crash, leak or sanitizer report (exit $rc)"
         fi
     fi
+fi
+
+# ---- benchmark smoke ----------------------------------------------------------------------------
+# The figures of a 1/100-scale run mean little; what counts is that every scenario runs and that
+# the benchmark's checks hold (naive and witn agree, verify() is empty, everything due settles).
+section "benchmark smoke (test/bench/run.sh --smoke, its own cluster)"
+if [ "${WITN_SKIP_BENCH:-0}" = 1 ]; then
+    echo "    skipped (WITN_SKIP_BENCH=1)"
+    record bench 0 0 "skipped (WITN_SKIP_BENCH=1)"
+elif [ "$(id -u)" != 0 ]; then
+    echo "    skipped: the benchmark runs its cluster as postgres and needs root"
+    record bench 0 0 "skipped (not root)"
+elif witn_run_bounded 600 "$LOGS/bench.log" bash test/bench/run.sh --smoke --out "$LOGS/bench"; then
+    grep -E '^checks:|^ {8}settled:|^  \([a-e]\)' "$LOGS/bench.log" | indent
+    record bench 1 0
+else
+    echo "    the benchmark smoke run FAILED:"
+    show_log "$LOGS/bench.log" 60
+    record bench 0 1
+    failed "bench: test/bench/run.sh --smoke failed"
 fi
 
 # ---- the end ------------------------------------------------------------------------------------

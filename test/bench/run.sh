@@ -6,7 +6,9 @@
 #   test/bench/run.sh --smoke    1/100 scale, about 30 seconds (CI)
 # Options: --perf (perf profiles of witn's steps into the output directory), --keep (keep the
 # cluster's directory), --out DIR (where logs, plans and results go; default a new temp dir).
-# Exits non-zero only when something fails to run; a MISSed target is reported, not fatal.
+# Exits non-zero when something fails to run or a correctness check fails (naive and witn
+# disagree, verify() finds a difference, something due is not settled); a MISSed speed target is
+# reported, not fatal.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -450,3 +452,8 @@ for l in a d; do
     r=$(ratio "$wi" "$fl"); target "($l) storage per event <= 1.5x floor (events+outcomes)" "$wi vs $fl B: ${r}x" "$(ge 1.5 "$r")"
 done
 } | tee "$OUT/results.txt"
+# The checks are correctness, not speed: any failure is fatal, at any scale.
+if [ "$MISMATCH" != 0 ] || [ "$VERIFY" != 0 ] || [ "$SETTLED_SMALL" != "$D_OUTCOMES" ] || [ "$SETTLED_BIG" != "$E_BIG" ]; then
+    echo "CHECKS FAILED: naive/witn mismatches $MISMATCH, verify() rows $VERIFY, settled $SETTLED_SMALL of $D_OUTCOMES and $SETTLED_BIG of $E_BIG" >&2
+    exit 1
+fi
