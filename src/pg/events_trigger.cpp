@@ -731,49 +731,60 @@ struct OutcomeColumns {
 };
 
 // Inserts a new outcome, without SQL; false when a concurrent transaction opened it first.
-bool insert_outcome(const OutcomeBatch &g, const Folded &n) {
-    const Row &first = *g.rows.front();
-    const witn::OutcomeState &s = n.state;
-    TableWriter outcomes(witn_table("outcomes"));
-    const OutcomeColumns c(outcomes);
-    const Oid status_type = TupleDescAttr(outcomes.desc(), c.status - 1)->atttypid;
+// A column's value in a row being built (not null unless `isnull`).
+void put(TupleTableSlot *row, int attnum, Datum v, bool isnull = false) {
+    row->tts_values[attnum - 1] = v;
+    row->tts_isnull[attnum - 1] = isnull;
+}
+
+// Puts what folding the events decided into an outcome row: status, scheduled resolution,
+// settles_at, quantity, counters, facts, attribution state and the last applied event id.
+void put_state(const TableWriter &t, const OutcomeColumns &c, TupleTableSlot *row, const Folded &f,
+               std::int64_t last_event_id) {
+    const witn::OutcomeState &s = f.state;
+    const Oid status_type = TupleDescAttr(t.desc(), c.status - 1)->atttypid;
     const Oid status_oid = enum_label(status_type, witn::status_name(s.status));
     const Oid scheduled_oid = s.scheduled_resolution ? enum_label(status_type, witn::status_name(*s.scheduled_resolution)) : InvalidOid;
+    const std::string facts_json = s.facts.to_json(), attribution_json = s.attribution.to_json(),
+                      quantity_text = f.quantity();
+    pg([&] {
+        put(row, c.status, ObjectIdGetDatum(status_oid));
+        put(row, c.scheduled, ObjectIdGetDatum(scheduled_oid), !OidIsValid(scheduled_oid));
+        put(row, c.settles_at, TimestampTzGetDatum(s.settles_at));
+        put(row, c.quantity, DirectFunctionCall3(numeric_in, CStringGetDatum(quantity_text.c_str()),
+                                                 ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+        put(row, c.holds, BoolGetDatum(s.condition_holds));
+        put(row, c.accepted, Int64GetDatum(s.accepted_events));
+        put(row, c.late, Int64GetDatum(f.late_events));
+        put(row, c.facts, DirectFunctionCall1(jsonb_in, CStringGetDatum(facts_json.c_str())));
+        put(row, c.attribution, DirectFunctionCall1(jsonb_in, CStringGetDatum(attribution_json.c_str())));
+        put(row, c.last_id, Int64GetDatum(last_event_id), last_event_id == 0);
+    });
+}
+
+bool insert_outcome(const OutcomeBatch &g, const Folded &n) {
+    const Row &first = *g.rows.front();
+    TableWriter outcomes(witn_table("outcomes"));
+    const OutcomeColumns c(outcomes);
     // witn.condition is stored as its canonical JSON text, which condition_text is.
     const Datum customer = text_datum(first.customer_key), key = text_datum(first.key),
                 agent = text_datum(g.terms.agent_key), condition = text_datum(g.terms.condition_text),
                 method = text_datum(g.terms.attribution_method), currency = text_datum(g.terms.currency);
-    const std::string facts_json = s.facts.to_json(), attribution_json = s.attribution.to_json(),
-                      quantity_text = n.quantity();
     TupleTableSlot *row = outcomes.new_row();
+    put_state(outcomes, c, row, n, n.last_event_id);
     pg([&] {
-        auto set = [&](int attnum, Datum v, bool isnull = false) {
-            row->tts_values[attnum - 1] = v;
-            row->tts_isnull[attnum - 1] = isnull;
-        };
-        set(c.customer_key, customer);
-        set(c.key, key);
-        set(c.agent_key, agent);
-        set(c.status, ObjectIdGetDatum(status_oid));
-        set(c.scheduled, ObjectIdGetDatum(scheduled_oid), !OidIsValid(scheduled_oid));
-        set(c.settles_at, TimestampTzGetDatum(s.settles_at));
-        set(c.check_at, TimestampTzGetDatum(s.settles_at));
-        set(c.condition, condition);
-        set(c.period, DirectFunctionCall3(interval_in, CStringGetDatum(g.terms.settlement_period_text.c_str()),
-                                          ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
-        set(c.method, method);
-        set(c.version, Int32GetDatum(static_cast<std::int32_t>(g.terms.agent_version)));
-        set(c.unit_price, DirectFunctionCall3(numeric_in, CStringGetDatum(g.terms.unit_price.c_str()),
-                                              ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
-        set(c.currency, currency);
-        set(c.quantity, DirectFunctionCall3(numeric_in, CStringGetDatum(quantity_text.c_str()),
-                                            ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
-        set(c.holds, BoolGetDatum(s.condition_holds));
-        set(c.accepted, Int64GetDatum(s.accepted_events));
-        set(c.late, Int64GetDatum(n.late_events));
-        set(c.facts, DirectFunctionCall1(jsonb_in, CStringGetDatum(facts_json.c_str())));
-        set(c.attribution, DirectFunctionCall1(jsonb_in, CStringGetDatum(attribution_json.c_str())));
-        set(c.last_id, Int64GetDatum(n.last_event_id), n.last_event_id == 0);
+        put(row, c.customer_key, customer);
+        put(row, c.key, key);
+        put(row, c.agent_key, agent);
+        put(row, c.check_at, TimestampTzGetDatum(n.state.settles_at));
+        put(row, c.condition, condition);
+        put(row, c.period, DirectFunctionCall3(interval_in, CStringGetDatum(g.terms.settlement_period_text.c_str()),
+                                               ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+        put(row, c.method, method);
+        put(row, c.version, Int32GetDatum(static_cast<std::int32_t>(g.terms.agent_version)));
+        put(row, c.unit_price, DirectFunctionCall3(numeric_in, CStringGetDatum(g.terms.unit_price.c_str()),
+                                                   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+        put(row, c.currency, currency);
     });
     const bool inserted = outcomes.insert_if_absent(row);
     outcomes.finish();
@@ -811,34 +822,13 @@ bool update_existing(std::vector<OutcomeBatch> &one, TimestampTz now) {
     if (!column_null(row, c.last_id)) o.last_event_id = DatumGetInt64(column_value(row, c.last_id));
 
     Folded f = fold_stored(g, o, now);
-    const witn::OutcomeState &s = f.state;
-    const Oid status_type = TupleDescAttr(outcomes.desc(), c.status - 1)->atttypid;
-    const std::string facts_json = s.facts.to_json(), attribution_json = s.attribution.to_json(),
-                      quantity_text = f.quantity();
-    const Oid status_oid = enum_label(status_type, witn::status_name(s.status));
-    const Oid scheduled_oid = s.scheduled_resolution ? enum_label(status_type, witn::status_name(*s.scheduled_resolution)) : InvalidOid;
-    const std::int64_t last = std::max(o.last_event_id, f.last_event_id);
     TupleTableSlot *next = outcomes.new_row();
     pg([&] {
         std::memcpy(next->tts_values, row->tts_values, sizeof(Datum) * row->tts_tupleDescriptor->natts);
         std::memcpy(next->tts_isnull, row->tts_isnull, sizeof(bool) * row->tts_tupleDescriptor->natts);
-        auto set = [&](int attnum, Datum v, bool isnull = false) {
-            next->tts_values[attnum - 1] = v;
-            next->tts_isnull[attnum - 1] = isnull;
-        };
-        set(c.status, ObjectIdGetDatum(status_oid));
-        set(c.scheduled, ObjectIdGetDatum(scheduled_oid), !OidIsValid(scheduled_oid));
-        set(c.settles_at, TimestampTzGetDatum(s.settles_at));
-        set(c.quantity, DirectFunctionCall3(numeric_in, CStringGetDatum(quantity_text.c_str()),
-                                          ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
-        set(c.holds, BoolGetDatum(s.condition_holds));
-        set(c.accepted, Int64GetDatum(s.accepted_events));
-        set(c.late, Int64GetDatum(f.late_events));
-        set(c.facts, DirectFunctionCall1(jsonb_in, CStringGetDatum(facts_json.c_str())));
-        set(c.attribution, DirectFunctionCall1(jsonb_in, CStringGetDatum(attribution_json.c_str())));
-        set(c.last_id, Int64GetDatum(last), last == 0);
-        set(c.updated_at, TimestampTzGetDatum(now));
+        put(next, c.updated_at, TimestampTzGetDatum(now));
     });
+    put_state(outcomes, c, next, f, std::max(o.last_event_id, f.last_event_id));
     outcomes.update(row, next);
     outcomes.finish();
     return true;

@@ -92,6 +92,15 @@ void init_key(ScanKeyData *key, Relation index, int column, StrategyNumber strat
     key->sk_collation = index->rd_indcollation[column];
 }
 
+// Equality scan keys on an index's leading columns, one per value.
+void equality_keys(ScanKeyData *keys, Relation index, std::initializer_list<Datum> values) {
+    int k = 0;
+    for (Datum v : values) {
+        init_key(&keys[k], index, k, BTEqualStrategyNumber, v);
+        ++k;
+    }
+}
+
 } // namespace
 
 // Slots live as long as the writer, whatever context the caller works in.
@@ -122,11 +131,7 @@ TupleTableSlot *TableWriter::find_locked(std::initializer_list<int> key_columns,
     const int nkeys = static_cast<int>(key_columns.size());
     ScanKeyData keys[INDEX_MAX_KEYS];
     return pg([&]() -> TupleTableSlot * {
-        int k = 0;
-        for (Datum v : key_values) {
-            init_key(&keys[k], index, k, BTEqualStrategyNumber, v);
-            ++k;
-        }
+        equality_keys(keys, index, key_values);
         TupleTableSlot *slot = slot_for_table();
         // An MVCC snapshot, not a dirty one: a btree scan reads a leaf page's matches at once,
         // so with a dirty snapshot a version whose updater commits between that read and the
@@ -314,11 +319,7 @@ TupleTableSlot *KeyReader::find(std::initializer_list<Datum> key_values) {
         throw std::runtime_error("witn: a primary key lookup needs every key column");
     ScanKeyData keys[INDEX_MAX_KEYS];
     return pg([&]() -> TupleTableSlot * {
-        int k = 0;
-        for (Datum v : key_values) {
-            init_key(&keys[k], index_, k, BTEqualStrategyNumber, v);
-            ++k;
-        }
+        equality_keys(keys, index_, key_values);
         Snapshot snapshot = RegisterSnapshot(GetTransactionSnapshot());
         IndexScanDesc scan = index_beginscan(rel_, index_, snapshot, nkeys, 0);
         index_rescan(scan, keys, nkeys, nullptr, 0);
