@@ -39,7 +39,6 @@ extern "C" {
 }
 
 #include <algorithm>
-#include <cstring>
 #include <span>
 #include <limits>
 #include <map>
@@ -50,10 +49,10 @@ using namespace witn::pg;
 
 namespace {
 
-// A text column's value (keys were checked by the events_keys_fit constraint).
-std::string key_column(Datum d) {
+// A text (or text-stored) column's value.
+std::string text_value(Datum d) {
     text *t = pg([&] { return DatumGetTextPP(d); });
-    return std::string(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+    return from_text(t);
 }
 
 } // namespace
@@ -92,14 +91,8 @@ struct Columns {
         received_at, late, duplicate_of;
 };
 
-Columns find_columns(TupleDesc desc) {
-    auto find = [&](const char *name) {
-        for (int i = 0; i < desc->natts; ++i) {
-            Form_pg_attribute a = TupleDescAttr(desc, i);
-            if (!a->attisdropped && strcmp(NameStr(a->attname), name) == 0) return i + 1;
-        }
-        throw std::runtime_error(std::string("witn.events has no column ") + name);
-    };
+Columns find_columns(Relation events) {
+    auto find = [&](const char *name) { return column_of(events, name); };
     return {find("id"),          find("customer_key"), find("key"),
             find("action"),      find("agent_key"),    find("properties"),
             find("occurred_at"), find("idempotency_key"), find("received_at"),
@@ -108,7 +101,7 @@ Columns find_columns(TupleDesc desc) {
 
 std::vector<Row> read_rows(TriggerData *trigger, TimestampTz now) {
     TupleDesc desc = trigger->tg_relation->rd_att;
-    Columns c = find_columns(desc);
+    Columns c = find_columns(trigger->tg_relation);
     Tuplestorestate *store = trigger->tg_newtable;
     std::vector<Row> rows;
     rows.reserve(static_cast<std::size_t>(pg([&] { return tuplestore_tuple_count(store); })));
@@ -123,13 +116,13 @@ std::vector<Row> read_rows(TriggerData *trigger, TimestampTz now) {
         bool isnull = false;
         Row r;
         r.id = DatumGetInt64(attr(c.id, &isnull));
-        r.customer_key = key_column(attr(c.customer_key, &isnull));
-        r.key = key_column(attr(c.key, &isnull));
-        std::string action = key_column(attr(c.action, &isnull));
+        r.customer_key = text_value(attr(c.customer_key, &isnull));
+        r.key = text_value(attr(c.key, &isnull));
+        std::string action = text_value(attr(c.action, &isnull));
         Datum agent = attr(c.agent_key, &isnull);
-        if ((r.has_agent = !isnull)) r.agent_key = key_column(agent);
+        if ((r.has_agent = !isnull)) r.agent_key = text_value(agent);
         Datum idem = attr(c.idempotency_key, &isnull);
-        if ((r.has_idempotency_key = !isnull)) r.idempotency_key = key_column(idem);
+        if ((r.has_idempotency_key = !isnull)) r.idempotency_key = text_value(idem);
         TimestampTz occurred_at = DatumGetTimestampTz(attr(c.occurred_at, &isnull));
         if (TIMESTAMP_NOT_FINITE(occurred_at))
             throw witn::Error(witn::Code::ValidationError,
@@ -270,11 +263,6 @@ std::int64_t interval_micros(const Interval *i) {
            (i->month % MONTHS_PER_YEAR) * DAYS_PER_MONTH * USECS_PER_DAY;
 }
 
-std::string text_value(Datum d) {
-    text *t = pg([&] { return DatumGetTextPP(d); });
-    return from_text(t);
-}
-
 std::string jsonb_text(Datum d) {
     char *s = pg([&] {
         Jsonb *j = DatumGetJsonbP(d);
@@ -291,13 +279,6 @@ std::string output_text(Datum d, PGFunction out) {
     std::string text(c);
     pfree(c);
     return text;
-}
-
-std::string enum_text(Datum d) {
-    char *s = pg([&] { return DatumGetCString(DirectFunctionCall1(enum_out, d)); });
-    std::string out(s);
-    pfree(s);
-    return out;
 }
 
 // The agent's current contract and the customer's current price, for a new outcome: read by
@@ -730,13 +711,6 @@ struct OutcomeColumns {
           updated_at(t.column("updated_at")) {}
 };
 
-// Inserts a new outcome, without SQL; false when a concurrent transaction opened it first.
-// A column's value in a row being built (not null unless `isnull`).
-void put(TupleTableSlot *row, int attnum, Datum v, bool isnull = false) {
-    row->tts_values[attnum - 1] = v;
-    row->tts_isnull[attnum - 1] = isnull;
-}
-
 // Puts what folding the events decided into an outcome row: status, scheduled resolution,
 // settles_at, quantity, counters, facts, attribution state and the last applied event id.
 void put_state(const TableWriter &t, const OutcomeColumns &c, TupleTableSlot *row, const Folded &f,
@@ -748,20 +722,21 @@ void put_state(const TableWriter &t, const OutcomeColumns &c, TupleTableSlot *ro
     const std::string facts_json = s.facts.to_json(), attribution_json = s.attribution.to_json(),
                       quantity_text = f.quantity();
     pg([&] {
-        put(row, c.status, ObjectIdGetDatum(status_oid));
-        put(row, c.scheduled, ObjectIdGetDatum(scheduled_oid), !OidIsValid(scheduled_oid));
-        put(row, c.settles_at, TimestampTzGetDatum(s.settles_at));
-        put(row, c.quantity, DirectFunctionCall3(numeric_in, CStringGetDatum(quantity_text.c_str()),
+        put_column(row, c.status, ObjectIdGetDatum(status_oid));
+        put_column(row, c.scheduled, ObjectIdGetDatum(scheduled_oid), !OidIsValid(scheduled_oid));
+        put_column(row, c.settles_at, TimestampTzGetDatum(s.settles_at));
+        put_column(row, c.quantity, DirectFunctionCall3(numeric_in, CStringGetDatum(quantity_text.c_str()),
                                                  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
-        put(row, c.holds, BoolGetDatum(s.condition_holds));
-        put(row, c.accepted, Int64GetDatum(s.accepted_events));
-        put(row, c.late, Int64GetDatum(f.late_events));
-        put(row, c.facts, DirectFunctionCall1(jsonb_in, CStringGetDatum(facts_json.c_str())));
-        put(row, c.attribution, DirectFunctionCall1(jsonb_in, CStringGetDatum(attribution_json.c_str())));
-        put(row, c.last_id, Int64GetDatum(last_event_id), last_event_id == 0);
+        put_column(row, c.holds, BoolGetDatum(s.condition_holds));
+        put_column(row, c.accepted, Int64GetDatum(s.accepted_events));
+        put_column(row, c.late, Int64GetDatum(f.late_events));
+        put_column(row, c.facts, DirectFunctionCall1(jsonb_in, CStringGetDatum(facts_json.c_str())));
+        put_column(row, c.attribution, DirectFunctionCall1(jsonb_in, CStringGetDatum(attribution_json.c_str())));
+        put_column(row, c.last_id, Int64GetDatum(last_event_id), last_event_id == 0);
     });
 }
 
+// Inserts a new outcome, without SQL; false when a concurrent transaction opened it first.
 bool insert_outcome(const OutcomeBatch &g, const Folded &n) {
     const Row &first = *g.rows.front();
     TableWriter outcomes(witn_table("outcomes"));
@@ -773,18 +748,18 @@ bool insert_outcome(const OutcomeBatch &g, const Folded &n) {
     TupleTableSlot *row = outcomes.new_row();
     put_state(outcomes, c, row, n, n.last_event_id);
     pg([&] {
-        put(row, c.customer_key, customer);
-        put(row, c.key, key);
-        put(row, c.agent_key, agent);
-        put(row, c.check_at, TimestampTzGetDatum(n.state.settles_at));
-        put(row, c.condition, condition);
-        put(row, c.period, DirectFunctionCall3(interval_in, CStringGetDatum(g.terms.settlement_period_text.c_str()),
+        put_column(row, c.customer_key, customer);
+        put_column(row, c.key, key);
+        put_column(row, c.agent_key, agent);
+        put_column(row, c.check_at, TimestampTzGetDatum(n.state.settles_at));
+        put_column(row, c.condition, condition);
+        put_column(row, c.period, DirectFunctionCall3(interval_in, CStringGetDatum(g.terms.settlement_period_text.c_str()),
                                                ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
-        put(row, c.method, method);
-        put(row, c.version, Int32GetDatum(static_cast<std::int32_t>(g.terms.agent_version)));
-        put(row, c.unit_price, DirectFunctionCall3(numeric_in, CStringGetDatum(g.terms.unit_price.c_str()),
+        put_column(row, c.method, method);
+        put_column(row, c.version, Int32GetDatum(static_cast<std::int32_t>(g.terms.agent_version)));
+        put_column(row, c.unit_price, DirectFunctionCall3(numeric_in, CStringGetDatum(g.terms.unit_price.c_str()),
                                                    ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
-        put(row, c.currency, currency);
+        put_column(row, c.currency, currency);
     });
     const bool inserted = outcomes.insert_if_absent(row);
     outcomes.finish();
@@ -809,8 +784,8 @@ bool update_existing(std::vector<OutcomeBatch> &one, TimestampTz now) {
     o.customer_key = first.customer_key;
     o.key = first.key;
     o.agent_key = text_value(column_value(row, c.agent_key));
-    o.status = enum_text(column_value(row, c.status));
-    if (!column_null(row, c.scheduled)) o.scheduled_resolution = enum_text(column_value(row, c.scheduled));
+    o.status = output_text(column_value(row, c.status), enum_out);
+    if (!column_null(row, c.scheduled)) o.scheduled_resolution = output_text(column_value(row, c.scheduled), enum_out);
     o.settles_at = DatumGetTimestampTz(column_value(row, c.settles_at));
     o.accepted_events = DatumGetInt64(column_value(row, c.accepted));
     o.late_events = DatumGetInt64(column_value(row, c.late));
@@ -822,12 +797,8 @@ bool update_existing(std::vector<OutcomeBatch> &one, TimestampTz now) {
     if (!column_null(row, c.last_id)) o.last_event_id = DatumGetInt64(column_value(row, c.last_id));
 
     Folded f = fold_stored(g, o, now);
-    TupleTableSlot *next = outcomes.new_row();
-    pg([&] {
-        std::memcpy(next->tts_values, row->tts_values, sizeof(Datum) * row->tts_tupleDescriptor->natts);
-        std::memcpy(next->tts_isnull, row->tts_isnull, sizeof(bool) * row->tts_tupleDescriptor->natts);
-        put(next, c.updated_at, TimestampTzGetDatum(now));
-    });
+    TupleTableSlot *next = outcomes.new_row_from(row);
+    put_column(next, c.updated_at, TimestampTzGetDatum(now));
     put_state(outcomes, c, next, f, std::max(o.last_event_id, f.last_event_id));
     outcomes.update(row, next);
     outcomes.finish();
@@ -886,8 +857,9 @@ private:
 void require_current_schema() {
     static bool current = false;
     if (current) return;
-    pg([] {
-        if (get_attnum(get_relname_relid("outcomes", get_namespace_oid("witn", false)), "check_at") == InvalidAttrNumber)
+    const Oid outcomes = witn_table("outcomes");
+    pg([&] {
+        if (get_attnum(outcomes, "check_at") == InvalidAttrNumber)
             ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                             errmsg("witn's SQL objects in this database are older than its installed library"),
                             errdetail("witn.outcomes has no column check_at (added in witn 0.2.0)."),

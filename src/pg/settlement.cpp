@@ -124,18 +124,11 @@ WITN_FUNCTION(witn_settle_batch) {
         if (!column_null(row, o.resolved_at) || DatumGetTimestampTz(column_value(row, o.check_at)) > as_of)
             return;
         const bool due = DatumGetTimestampTz(column_value(row, o.settles_at)) <= as_of;
-        TupleTableSlot *next = outcomes.new_row();
-        const int natts = row->tts_tupleDescriptor->natts;
-        std::memcpy(next->tts_values, row->tts_values, sizeof(Datum) * natts);
-        std::memcpy(next->tts_isnull, row->tts_isnull, sizeof(bool) * natts);
-        auto put = [](TupleTableSlot *s, int attnum, Datum v) {
-            s->tts_values[attnum - 1] = v;
-            s->tts_isnull[attnum - 1] = false;
-        };
+        TupleTableSlot *next = outcomes.new_row_from(row);
         auto value = [&](int attnum) { return next->tts_values[attnum - 1]; };
         if (!due) {
             // Later events moved the deadline: look again then.
-            put(next, o.check_at, value(o.settles_at));
+            put_column(next, o.check_at, value(o.settles_at));
             outcomes.update(row, next);
             return;
         }
@@ -143,9 +136,9 @@ WITN_FUNCTION(witn_settle_batch) {
         const Oid resolution = status == open                   ? failed
                                : column_null(row, o.scheduled) ? confirmed
                                                                : DatumGetObjectId(value(o.scheduled));
-        put(next, o.status, ObjectIdGetDatum(resolution));
-        put(next, o.resolved_at, value(o.settles_at));
-        put(next, o.updated_at, TimestampTzGetDatum(now));
+        put_column(next, o.status, ObjectIdGetDatum(resolution));
+        put_column(next, o.resolved_at, value(o.settles_at));
+        put_column(next, o.updated_at, TimestampTzGetDatum(now));
         outcomes.update(row, next);
         const bool is_confirmed = resolution == confirmed;
         if (is_confirmed) ++confirmed_count;
@@ -162,15 +155,15 @@ WITN_FUNCTION(witn_settle_batch) {
                 return DatumGetNumeric(DirectFunctionCall2(numeric_mul, NumericGetDatum(unit_price),
                                                            NumericGetDatum(quantity)));
             });
-            put(line, l.customer_key, value(o.customer_key));
-            put(line, l.outcome_id, value(o.id));
-            put(line, l.outcome_key, value(o.key));
-            put(line, l.agent_key, value(o.agent_key));
-            put(line, l.quantity, NumericGetDatum(quantity));
-            put(line, l.unit_price, NumericGetDatum(unit_price));
-            put(line, l.amount, NumericGetDatum(amount));
-            put(line, l.currency, value(o.currency));
-            put(line, l.resolved_at, value(o.resolved_at));
+            put_column(line, l.customer_key, value(o.customer_key));
+            put_column(line, l.outcome_id, value(o.id));
+            put_column(line, l.outcome_key, value(o.key));
+            put_column(line, l.agent_key, value(o.agent_key));
+            put_column(line, l.quantity, NumericGetDatum(quantity));
+            put_column(line, l.unit_price, NumericGetDatum(unit_price));
+            put_column(line, l.amount, NumericGetDatum(amount));
+            put_column(line, l.currency, value(o.currency));
+            put_column(line, l.resolved_at, value(o.resolved_at));
             lines.insert(line);
         }
         TupleTableSlot *note = notes.new_row();
@@ -198,10 +191,10 @@ WITN_FUNCTION(witn_settle_batch) {
             };
             JsonbValue root = json_object(body);
             Jsonb *payload = JsonbValueToJsonb(&root);
-            put(note, n.customer_key, value(o.customer_key));
-            put(note, n.outcome_id, value(o.id));
-            put(note, n.kind, CStringGetTextDatum(kind));
-            put(note, n.payload, JsonbPGetDatum(payload));
+            put_column(note, n.customer_key, value(o.customer_key));
+            put_column(note, n.outcome_id, value(o.id));
+            put_column(note, n.kind, CStringGetTextDatum(kind));
+            put_column(note, n.payload, JsonbPGetDatum(payload));
             return JsonbToCString(nullptr, &payload->root, VARSIZE(payload));
         });
         notes.insert(note);

@@ -221,6 +221,14 @@ TupleTableSlot *TableWriter::new_row() {
     });
 }
 
+TupleTableSlot *TableWriter::new_row_from(TupleTableSlot *locked) {
+    TupleTableSlot *row = new_row();
+    const int natts = row->tts_tupleDescriptor->natts;
+    std::memcpy(row->tts_values, locked->tts_values, sizeof(Datum) * natts);
+    std::memcpy(row->tts_isnull, locked->tts_isnull, sizeof(bool) * natts);
+    return row;
+}
+
 void TableWriter::update(TupleTableSlot *locked, TupleTableSlot *row) {
     pg([&] {
         ExecStoreVirtualTuple(row);

@@ -63,6 +63,8 @@ public:
     // A virtual row of the table, all null, to fill and pass to update() or insert(); the same
     // slot each time, so fill it only after the previous row was written.
     TupleTableSlot *new_row();
+    // The same slot holding a copy of `locked`'s columns, to change and pass to update().
+    TupleTableSlot *new_row_from(TupleTableSlot *locked);
     // Replaces the row `locked` (from find_locked) with `row`.
     void update(TupleTableSlot *locked, TupleTableSlot *row);
     // Inserts `row`; columns left null get their default (identity, now(), a default a DBA
@@ -129,6 +131,11 @@ Oid witn_table(const char *name);
 // A column's value in a row read by TableWriter (the row's attributes are deformed).
 inline bool column_null(TupleTableSlot *slot, int attnum) { return slot->tts_isnull[attnum - 1]; }
 inline Datum column_value(TupleTableSlot *slot, int attnum) { return slot->tts_values[attnum - 1]; }
+// Sets a column of a row being built (from new_row or new_row_from).
+inline void put_column(TupleTableSlot *slot, int attnum, Datum value, bool isnull = false) {
+    slot->tts_values[attnum - 1] = value;
+    slot->tts_isnull[attnum - 1] = isnull;
+}
 
 // The OID of a label of an enum type (cached per type).
 Oid enum_label(Oid enum_type, const char *label);
