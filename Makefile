@@ -3,7 +3,7 @@
 # `make installcheck` runs the pg_regress suite against a running server.
 EXTENSION  = witn
 MODULE_big = witn
-EXTVERSION = 0.2.0
+EXTVERSION = 0.3.0
 # The install script is assembled from sql/install/*.sql, one file per concern, in name order.
 INSTALL_PARTS = $(sort $(wildcard sql/install/*.sql))
 DATA_built    = sql/witn--$(EXTVERSION).sql
@@ -19,7 +19,8 @@ REGRESS_OPTS = --inputdir=.
 PG_CONFIG ?= pg_config
 # PostgreSQL's headers are C: include them as system headers so C++ warnings about them do
 # not fail the -Werror build.
-PG_CXXFLAGS = -std=c++20 -Wall -Wextra -Werror -Isrc -isystem $(shell $(PG_CONFIG) --includedir-server) -MMD -MP
+PG_CXXFLAGS = -std=c++20 -Wall -Wextra -Werror -Isrc -isystem $(shell $(PG_CONFIG) --includedir-server) -MMD -MP \
+              -DWITN_VERSION='"$(EXTVERSION)"'
 SHLIB_LINK  = -lstdc++
 
 # The JIT bitcode would need clang with our C++20 flags; witn has nothing worth inlining.

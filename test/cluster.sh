@@ -21,7 +21,7 @@
 
 WITN_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WITN_PG_VERSION=${WITN_PG_VERSION:-15}
-WITN_PG_BIN=/usr/lib/postgresql/$WITN_PG_VERSION/bin
+WITN_PG_BIN=${WITN_PG_BIN:-/usr/lib/postgresql/$WITN_PG_VERSION/bin}
 WITN_PG_CONFIG=$WITN_PG_BIN/pg_config
 # What building, installing and running witn needs.
 WITN_BASE_PACKAGES=(

@@ -17,9 +17,11 @@ CREATE FUNCTION @extschema@.events_apply() RETURNS trigger
 COMMENT ON FUNCTION @extschema@.events_apply() IS
     'Statement trigger on witn.events: validates the inserted events, then opens, updates and times their outcomes, in the inserting transaction.';
 
+-- The argument stamps the version of these SQL objects: a library of another version refuses
+-- to apply events (55000, saying what to do) instead of writing what this schema does not hold.
 CREATE TRIGGER events_apply AFTER INSERT ON @extschema@.events
     REFERENCING NEW TABLE AS new_events
-    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.events_apply();
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.events_apply('0.3.0');
 
 -- ---------------------------------------------------------------------------------------------
 -- Auditing an outcome: explain, replay, verify.
@@ -59,17 +61,3 @@ CREATE FUNCTION @extschema@.verify()
 $$;
 COMMENT ON FUNCTION @extschema@.verify() IS
     'Replays every outcome; returns the ones whose stored state differs from their log. Empty means consistent.';
-
-CREATE FUNCTION @extschema@.fold_existing(customer_key text, key text, agent_key text,
-    status text, scheduled_resolution text, settles_at timestamptz, accepted_events bigint,
-    late_events bigint, facts text, attribution text, condition text, settlement_period_us bigint,
-    attribution_method text, last_event_id bigint,
-    OUT status text, OUT scheduled_resolution text, OUT settles_at timestamptz, OUT quantity text,
-    OUT condition_holds boolean, OUT accepted_events bigint, OUT late_events bigint,
-    OUT facts text, OUT attribution text, OUT last_event_id bigint)
-    AS 'MODULE_PATHNAME', 'witn_fold_existing' LANGUAGE C VOLATILE;
-REVOKE EXECUTE ON FUNCTION @extschema@.fold_existing(text, text, text, text, text, timestamptz,
-    bigint, bigint, text, text, text, bigint, text, bigint) FROM PUBLIC;
-COMMENT ON FUNCTION @extschema@.fold_existing(text, text, text, text, text, timestamptz, bigint,
-    bigint, text, text, text, bigint, text, bigint) IS
-    'Internal to the events trigger: applies the current statement''s events to an existing, locked outcome.';

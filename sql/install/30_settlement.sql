@@ -34,12 +34,13 @@ COMMENT ON FUNCTION @extschema@.notification_payload(@extschema@.outcomes, times
 -- another session holds), resolves it and writes its invoice line, its notification (the body
 -- witn.notification_payload() describes) and its pg_notify, row by row without SQL.
 -- Outcomes whose settles_at later events moved past as_of get check_at = settles_at instead.
--- only_outcome narrows it to one outcome for the row-by-row retry in settle(). It writes
--- without privilege checks, so no role may call it; settle() does.
+-- only_outcome narrows it to one outcome for the row-by-row retry in settle(); schema_version
+-- is the version of these SQL objects (a library of another version refuses to settle). It
+-- writes without privilege checks, so no role may call it; settle() does.
 CREATE FUNCTION @extschema@.settle_batch(as_of timestamptz, max_outcomes integer, only_outcome bigint,
-    OUT confirmed bigint, OUT failed bigint)
+    schema_version text, OUT confirmed bigint, OUT failed bigint)
     AS 'MODULE_PATHNAME', 'witn_settle_batch' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION @extschema@.settle_batch(timestamptz, integer, bigint) IS
+COMMENT ON FUNCTION @extschema@.settle_batch(timestamptz, integer, bigint, text) IS
     'Internal to witn.settle(): one settlement pass.';
 
 CREATE FUNCTION @extschema@.settle(as_of timestamptz DEFAULT now(), max_outcomes integer DEFAULT NULL,
@@ -63,7 +64,7 @@ BEGIN
     errors := 0;
     BEGIN
         SELECT b.confirmed, b.failed INTO confirmed, failed
-          FROM @extschema@.settle_batch(as_of, max_outcomes, NULL) b;
+          FROM @extschema@.settle_batch(as_of, max_outcomes, NULL, '0.3.0') b;
         RETURN;
     EXCEPTION WHEN OTHERS THEN
         -- Something in the batch failed: settle outcome by outcome so that one bad row is
@@ -79,7 +80,7 @@ BEGIN
          LIMIT max_outcomes
     LOOP
         BEGIN
-            SELECT * INTO one FROM @extschema@.settle_batch(as_of, 1, due.id);
+            SELECT * INTO one FROM @extschema@.settle_batch(as_of, 1, due.id, '0.3.0');
             confirmed := confirmed + one.confirmed;
             failed := failed + one.failed;
         EXCEPTION WHEN OTHERS THEN

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <vector>
 
 namespace witn {
 
@@ -162,6 +163,31 @@ Decimal Decimal::operator+(const Decimal &other) const {
     r.digits_ = std::move(a);
     r.exponent_ = exp + static_cast<long long>(trailing);
     r.scale_ = std::max(scale_, other.scale_);
+    return r;
+}
+
+Decimal Decimal::operator*(const Decimal &other) const {
+    Decimal r;
+    r.scale_ = scale_ + other.scale_;
+    if (is_zero() || other.is_zero()) return r;
+    // Schoolbook multiplication of the significant digits; both are short (prices, quantities).
+    std::vector<int> acc(digits_.size() + other.digits_.size(), 0);
+    for (std::size_t i = digits_.size(); i-- > 0;)
+        for (std::size_t j = other.digits_.size(); j-- > 0;)
+            acc[i + j + 1] += (digits_[i] - '0') * (other.digits_[j] - '0');
+    for (std::size_t k = acc.size(); k-- > 1;) {
+        acc[k - 1] += acc[k] / 10;
+        acc[k] %= 10;
+    }
+    std::string product;
+    for (int d : acc) product.push_back(char('0' + d));
+    std::size_t nz = product.find_first_not_of('0');
+    product.erase(0, nz);
+    std::size_t trailing = product.size() - 1 - product.find_last_not_of('0');
+    product.resize(product.size() - trailing);
+    r.digits_ = std::move(product);
+    r.exponent_ = exponent_ + other.exponent_ + static_cast<long long>(trailing);
+    r.negative_ = negative_ != other.negative_;
     return r;
 }
 

@@ -22,6 +22,9 @@ public:
     bool operator==(const Decimal &other) const { return (*this <=> other) == 0; }
 
     Decimal operator+(const Decimal &other) const;
+    // The exact product, with the sum of both scales (as numeric's multiplication keeps it:
+    // 0.99 x 1.5 = 1.485, 10 x 1.20 = 12.00).
+    Decimal operator*(const Decimal &other) const;
     // this / divisor (divisor > 0), rounded half away from zero to `scale` fractional digits.
     Decimal divide(long long divisor, int scale) const;
 

@@ -2,6 +2,7 @@
 
 #include "error.hpp"
 #include "evaluator.hpp"
+#include "settlement.hpp"
 
 #include <algorithm>
 #include <limits>
@@ -76,8 +77,7 @@ Applied apply_event(OutcomeState &state, const Contract &contract, const Event &
 std::optional<Status> settle(const OutcomeState &state, std::int64_t as_of) {
     if (state.status == Status::Confirmed || state.status == Status::Failed) return std::nullopt;
     if (state.accepted_events == 0 || state.settles_at > as_of) return std::nullopt;
-    if (state.status == Status::Open) return Status::Failed;
-    return state.scheduled_resolution.value_or(Status::Confirmed);
+    return resolution_of(state.status, state.scheduled_resolution);
 }
 
 } // namespace witn

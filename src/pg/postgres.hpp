@@ -24,6 +24,7 @@ extern "C" {
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/elog.h"
+#include "utils/palloc.h"
 }
 
 #include "core/error.hpp"
@@ -69,6 +70,19 @@ auto pg(F &&f) -> decltype(f()) {
         return result;
     }
 }
+
+// Makes a memory context current for a scope (switching back is a plain assignment, safe in a
+// destructor).
+class InContext {
+public:
+    explicit InContext(MemoryContext c) : saved_(MemoryContextSwitchTo(c)) {}
+    ~InContext() { MemoryContextSwitchTo(saved_); }
+    InContext(const InContext &) = delete;
+    InContext &operator=(const InContext &) = delete;
+
+private:
+    MemoryContext saved_;
+};
 
 // Runs impl behind the exception barrier.
 Datum invoke(Datum (*impl)(FunctionCallInfo), FunctionCallInfo fcinfo) noexcept;

@@ -1,11 +1,15 @@
 // witn.settle_batch(): one settlement pass, behind witn.settle(). Walks the due index, locks
-// each due outcome (skipping those another session holds), resolves it and writes its invoice
-// line, its notification and the pg_notify, all in the caller's transaction — row by row
-// through TableWriter, without SQL. Outcomes whose deadline later events have moved are
-// re-armed (check_at = settles_at) instead.
+// each due outcome (skipping those another session holds) and carries out what the core's
+// decide_settlement() says: resolve it and write its invoice line, its notification and the
+// pg_notify, all in the caller's transaction, row by row through TableWriter without SQL; or
+// re-arm it (check_at = settles_at) when later events moved its deadline.
 #include "pg/postgres.hpp"
 
+#include "core/settlement.hpp"
+#include "pg/outcome_row.hpp"
 #include "pg/table_writer.hpp"
+#include "pg/values.hpp"
+#include "pg/version.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -68,11 +72,6 @@ JsonbValue json_object(JsonbPair (&pairs)[N]) {
     return v;
 }
 
-struct OutcomeColumns {
-    int id, customer_key, key, agent_key, status, scheduled, settles_at, resolved_at, check_at,
-        quantity, unit_price, currency, updated_at;
-};
-
 struct LineColumns {
     int customer_key, outcome_id, outcome_key, agent_key, quantity, unit_price, amount, currency,
         resolved_at;
@@ -84,8 +83,9 @@ struct NoteColumns {
 
 } // namespace
 
-// witn.settle_batch(as_of, max_outcomes, only_outcome) -> (confirmed, failed)
+// witn.settle_batch(as_of, max_outcomes, only_outcome, schema_version) -> (confirmed, failed)
 WITN_FUNCTION(witn_settle_batch) {
+    require_schema_version(PG_NARGS() > 3 && !PG_ARGISNULL(3) ? text_to_cstring(PG_GETARG_TEXT_PP(3)) : nullptr);
     if (PG_ARGISNULL(0))
         throw witn::Error(witn::Code::ValidationError, "VALIDATION_ERROR: as_of must not be null", "witn.settle_batch");
     const TimestampTz as_of = PG_GETARG_TIMESTAMPTZ(0);
@@ -98,12 +98,7 @@ WITN_FUNCTION(witn_settle_batch) {
     TableWriter outcomes(witn_table("outcomes"));
     TableWriter lines(witn_table("invoice_lines"), false);
     TableWriter notes(witn_table("notifications"), false);
-    const OutcomeColumns o{outcomes.column("id"), outcomes.column("customer_key"), outcomes.column("key"),
-                           outcomes.column("agent_key"), outcomes.column("status"),
-                           outcomes.column("scheduled_resolution"), outcomes.column("settles_at"),
-                           outcomes.column("resolved_at"), outcomes.column("check_at"),
-                           outcomes.column("quantity"), outcomes.column("unit_price"),
-                           outcomes.column("currency"), outcomes.column("updated_at")};
+    const OutcomeRow o(outcomes);
     // id and created_at are left to the tables' defaults (identity, now()).
     const LineColumns l{lines.column("customer_key"), lines.column("outcome_id"),
                         lines.column("outcome_key"), lines.column("agent_key"), lines.column("quantity"),
@@ -111,50 +106,34 @@ WITN_FUNCTION(witn_settle_batch) {
                         lines.column("resolved_at")};
     const NoteColumns n{notes.column("customer_key"), notes.column("outcome_id"), notes.column("kind"),
                         notes.column("payload")};
-    const Oid status_type = TupleDescAttr(outcomes.desc(), o.status - 1)->atttypid;
-    const Oid open = enum_label(status_type, "OPEN"), confirmed = enum_label(status_type, "CONFIRMED"),
-              failed = enum_label(status_type, "FAILED");
 
-    // Settles (or re-arms) the outcome at tid; false when it was skipped or only re-armed.
+    // Settles (or re-arms) the outcome at tid, as the core decides on its locked version (which
+    // may be newer than the one the index pointed to).
     std::int64_t confirmed_count = 0, failed_count = 0;
     auto settle_one = [&](ItemPointerData tid) {
         TupleTableSlot *row = outcomes.lock_skip(tid);
         if (!row) return; // another session holds it, or it is gone
-        // The locked version may be newer than the one the index pointed to: decide on it.
-        if (!column_null(row, o.resolved_at) || DatumGetTimestampTz(column_value(row, o.check_at)) > as_of)
-            return;
-        const bool due = DatumGetTimestampTz(column_value(row, o.settles_at)) <= as_of;
+        const witn::SettlementDecision d = witn::decide_settlement(o.due(row), as_of);
+        if (d.action == witn::SettlementDecision::Action::Skip) return;
         TupleTableSlot *next = outcomes.new_row_from(row);
         auto value = [&](int attnum) { return next->tts_values[attnum - 1]; };
-        if (!due) {
-            // Later events moved the deadline: look again then.
-            put_column(next, o.check_at, value(o.settles_at));
+        if (d.action == witn::SettlementDecision::Action::Rearm) {
+            o.put_check_at(next, d.check_at);
             outcomes.update(row, next);
             return;
         }
-        const Oid status = DatumGetObjectId(value(o.status));
-        const Oid resolution = status == open                   ? failed
-                               : column_null(row, o.scheduled) ? confirmed
-                                                               : DatumGetObjectId(value(o.scheduled));
-        put_column(next, o.status, ObjectIdGetDatum(resolution));
-        put_column(next, o.resolved_at, value(o.settles_at));
-        put_column(next, o.updated_at, TimestampTzGetDatum(now));
+        o.put_resolution(next, d.resolution, now);
         outcomes.update(row, next);
-        const bool is_confirmed = resolution == confirmed;
+        const bool is_confirmed = d.resolution == witn::Status::Confirmed;
         if (is_confirmed) ++confirmed_count;
-        if (resolution == failed) ++failed_count;
+        else ++failed_count;
 
         const std::int64_t outcome_id = DatumGetInt64(value(o.id));
-        const char *kind = is_confirmed ? "outcome_succeed" : "outcome_failed";
         Numeric quantity = pg([&] { return DatumGetNumeric(value(o.quantity)); });
         Numeric unit_price = pg([&] { return DatumGetNumeric(value(o.unit_price)); });
-        Numeric amount = nullptr;
-        if (is_confirmed) {
+        Numeric amount = d.amount ? DatumGetNumeric(numeric_datum(*d.amount)) : nullptr;
+        if (amount) {
             TupleTableSlot *line = lines.new_row();
-            amount = pg([&] {
-                return DatumGetNumeric(DirectFunctionCall2(numeric_mul, NumericGetDatum(unit_price),
-                                                           NumericGetDatum(quantity)));
-            });
             put_column(line, l.customer_key, value(o.customer_key));
             put_column(line, l.outcome_id, value(o.id));
             put_column(line, l.outcome_key, value(o.key));
@@ -166,13 +145,15 @@ WITN_FUNCTION(witn_settle_batch) {
             put_column(line, l.resolved_at, value(o.resolved_at));
             lines.insert(line);
         }
+        const char *kind = d.notification_kind;
+        const char *status = witn::status_name(d.resolution);
         TupleTableSlot *note = notes.new_row();
         char *message = pg([&] {
             char id_text[32];
             snprintf(id_text, sizeof id_text, "ntf_" INT64_FORMAT, outcome_id);
             JsonbPair data[] = {
                 {json_string("amount"), amount ? json_numeric(amount) : json_null(), 0},
-                {json_string("status"), json_string(DatumGetCString(DirectFunctionCall1(enum_out, ObjectIdGetDatum(resolution)))), 0},
+                {json_string("status"), json_string(status), 0},
                 {json_string("currency"), json_text(value(o.currency)), 0},
                 {json_string("quantity"), json_numeric(quantity), 0},
                 {json_string("agent_key"), json_text(value(o.agent_key)), 0},

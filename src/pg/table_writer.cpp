@@ -8,6 +8,8 @@ extern "C" {
 #include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_enum.h"
+#include "catalog/pg_index.h"
+#include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/nodeModifyTable.h"
@@ -52,14 +54,17 @@ TableWriter::TableWriter(Oid relid, bool new_command) {
     });
 }
 
-int column_of(Relation rel, const char *name) {
-    TupleDesc d = RelationGetDescr(rel);
+int column_of(TupleDesc d, const char *table, const char *name) {
     for (int i = 0; i < d->natts; ++i) {
         Form_pg_attribute a = TupleDescAttr(d, i);
         if (!a->attisdropped && std::strcmp(NameStr(a->attname), name) == 0) return i + 1;
     }
-    throw std::runtime_error(std::string("witn: ") + RelationGetRelationName(rel) + " has no column " + name +
+    throw std::runtime_error(std::string("witn: ") + table + " has no column " + name +
                              " (is the extension's SQL up to date? ALTER EXTENSION witn UPDATE)");
+}
+
+int column_of(Relation rel, const char *name) {
+    return column_of(RelationGetDescr(rel), RelationGetRelationName(rel), name);
 }
 
 int TableWriter::column(const char *name) const { return column_of(rel_, name); }
@@ -132,7 +137,8 @@ TupleTableSlot *TableWriter::find_locked(std::initializer_list<int> key_columns,
     ScanKeyData keys[INDEX_MAX_KEYS];
     return pg([&]() -> TupleTableSlot * {
         equality_keys(keys, index, key_values);
-        TupleTableSlot *slot = slot_for_table();
+        if (!found_slot_) found_slot_ = slot_for_table();
+        TupleTableSlot *slot = found_slot_;
         // An MVCC snapshot, not a dirty one: a btree scan reads a leaf page's matches at once,
         // so with a dirty snapshot a version whose updater commits between that read and the
         // heap visit is invisible while its successor's index entry was not on the page yet,
@@ -273,9 +279,12 @@ bool TableWriter::insert_if_absent(TupleTableSlot *row) {
         // What ExecInsert does for INSERT ... ON CONFLICT DO NOTHING, with every unique index
         // an arbiter.
         if (!speculative_ready_) {
+            // Kept as long as the writer, whatever context the caller works in.
+            MemoryContext saved = MemoryContextSwitchTo(estate_->es_query_cxt);
             for (int i = 0; i < info_->ri_NumIndices; ++i)
                 if (info_->ri_IndexRelationInfo[i]->ii_Unique)
                     BuildSpeculativeIndexInfo(info_->ri_IndexRelationDescs[i], info_->ri_IndexRelationInfo[i]);
+            MemoryContextSwitchTo(saved);
             speculative_ready_ = true;
         }
         if (info_->ri_TrigDesc && info_->ri_TrigDesc->trig_insert_before_row &&
@@ -307,6 +316,73 @@ bool TableWriter::insert_if_absent(TupleTableSlot *row) {
             return true;
         }
     });
+}
+
+IndexReader::IndexReader(Oid relid, std::initializer_list<const char *> index_columns, bool partial) {
+    pg([&] { rel_ = table_open(relid, AccessShareLock); });
+    const int n = static_cast<int>(index_columns.size());
+    List *indexes = pg([&] { return RelationGetIndexList(rel_); });
+    ListCell *lc;
+    foreach (lc, indexes) {
+        Oid index_oid = lfirst_oid(lc);
+        Relation index = pg([&] { return index_open(index_oid, AccessShareLock); });
+        const Form_pg_index form = index->rd_index;
+        bool same = form->indnkeyatts == n && (heap_attisnull(index->rd_indextuple, Anum_pg_index_indpred, nullptr) != partial) &&
+                    heap_attisnull(index->rd_indextuple, Anum_pg_index_indexprs, nullptr);
+        int k = 0;
+        for (const char *name : index_columns) same = same && form->indkey.values[k++] == column_of(rel_, name);
+        if (same) {
+            index_ = index;
+            break;
+        }
+        pg([&] { index_close(index, AccessShareLock); });
+    }
+    if (!index_)
+        throw std::runtime_error(std::string("witn: ") + RelationGetRelationName(rel_) +
+                                 " has no index for the lookup (is the extension's SQL up to date? ALTER EXTENSION witn UPDATE)");
+    slot_ = pg([&] { return table_slot_create(rel_, nullptr); });
+}
+
+int IndexReader::column(const char *name) const { return column_of(rel_, name); }
+
+void IndexReader::begin(std::initializer_list<Datum> values) {
+    end_walk();
+    const int nkeys = static_cast<int>(values.size());
+    pg([&] {
+        equality_keys(keys_, index_, values);
+        snapshot_ = RegisterSnapshot(GetLatestSnapshot());
+        scan_ = index_beginscan(rel_, index_, snapshot_, nkeys, 0);
+        index_rescan(scan_, keys_, nkeys, nullptr, 0);
+    });
+}
+
+TupleTableSlot *IndexReader::next() {
+    return pg([&]() -> TupleTableSlot * {
+        if (!index_getnext_slot(scan_, ForwardScanDirection, slot_)) return nullptr;
+        slot_getallattrs(slot_);
+        return slot_;
+    });
+}
+
+void IndexReader::end_walk() {
+    if (!scan_) return;
+    pg([&] {
+        index_endscan(scan_);
+        UnregisterSnapshot(snapshot_);
+    });
+    scan_ = nullptr;
+    snapshot_ = nullptr;
+}
+
+void IndexReader::finish() {
+    end_walk();
+    pg([&] {
+        ExecDropSingleTupleTableSlot(slot_);
+        index_close(index_, NoLock);
+        table_close(rel_, NoLock);
+    });
+    rel_ = index_ = nullptr;
+    slot_ = nullptr;
 }
 
 KeyReader::KeyReader(Oid relid) {

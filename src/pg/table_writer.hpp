@@ -91,6 +91,7 @@ private:
     TupleTableSlot *scan_slot_ = nullptr;
     TupleTableSlot *lock_slot_ = nullptr;
     TupleTableSlot *row_slot_ = nullptr;
+    TupleTableSlot *found_slot_ = nullptr; // find_locked's row
     // Column defaults, prepared on the first insert: attnum and expression state, `ndefaults_`
     // of them (in the executor's memory).
     struct Default {
@@ -101,6 +102,37 @@ private:
     int ndefaults_ = -1;
     bool speculative_ready_ = false;
     ScanKeyData scan_key_{};
+};
+
+// Walks, in index order and without locking, the rows whose leading index columns equal the
+// given values, as of the latest snapshot (this transaction's writes up to the last command
+// included): an outcome's events by (customer_key, key, id), events by idempotency key, an
+// outcome by id. Call finish() when done.
+class IndexReader {
+public:
+    // The table and its index over exactly `index_columns` (attribute numbers of the table,
+    // looked up by name), partial or not.
+    IndexReader(Oid relid, std::initializer_list<const char *> index_columns, bool partial = false);
+    IndexReader(const IndexReader &) = delete;
+    IndexReader &operator=(const IndexReader &) = delete;
+
+    int column(const char *name) const;
+    // Starts a walk over the rows whose first values.size() index columns equal `values`.
+    void begin(std::initializer_list<Datum> values);
+    // The next row (deformed, valid until the next call), or nullptr at the end.
+    TupleTableSlot *next();
+    // Ends the walk (begin() does too); call it before freeing the memory begin() ran in.
+    void end_walk();
+    void finish();
+
+private:
+
+    Relation rel_ = nullptr;
+    Relation index_ = nullptr;
+    TupleTableSlot *slot_ = nullptr;
+    IndexScanDesc scan_ = nullptr;
+    Snapshot snapshot_ = nullptr;
+    ScanKeyData keys_[INDEX_MAX_KEYS];
 };
 
 // Reads rows of a table by its primary key, as of a new snapshot, without locking them: for
@@ -125,6 +157,7 @@ private:
 
 // The attribute number of a table's column (1-based); throws when there is none.
 int column_of(Relation rel, const char *name);
+int column_of(TupleDesc desc, const char *table, const char *name);
 // The OID of a table of the witn schema.
 Oid witn_table(const char *name);
 

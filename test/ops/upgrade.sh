@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# ALTER EXTENSION witn UPDATE from 0.1.0: a database holding 0.1.0 data, upgraded, has exactly
-# the objects of a fresh install of the current version, keeps every row, settles what is due
-# as the fresh install does, and keeps applying new events to its outcomes.
+# ALTER EXTENSION witn UPDATE from every earlier release (0.1.0, 0.2.0): a database holding
+# that release's data, upgraded, has exactly the objects of a fresh install of the current
+# version, keeps every row, settles what is due as the fresh install does, and keeps applying
+# new events to its outcomes.
 # Needs PGHOST, PGPORT, PGUSER (a superuser) and PGDATABASE (a fresh database with witn).
 set -euo pipefail
 new=$PGDATABASE
-old="${PGDATABASE}_from_010"
 fail=0
 check() { # description expected actual
     if [ "$2" = "$3" ]; then echo "ok - $1"; else echo "not ok - $1: expected [$2], got [$3]"; fail=1; fi
 }
 q() { psql -X -At -v ON_ERROR_STOP=1 -d "$1" -c "$2"; }
-trap 'PGOPTIONS="-c client_min_messages=warning" psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$old\"" >/dev/null 2>&1' EXIT
+drop_db() { PGOPTIONS='-c client_min_messages=warning' psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$1\"" >/dev/null 2>&1; }
+trap 'for v in 010 020; do drop_db "${PGDATABASE}_from_$v"; drop_db "${PGDATABASE}_ref_$v"; done' EXIT
 
 # The data: settled, pending, open and overdue outcomes, made by the current version.
 psql -X -q -v ON_ERROR_STOP=1 -d "$new" >/dev/null <<'SQL'
@@ -34,47 +35,6 @@ SELECT 'acme', 'new-' || g, 'replied', 'support', now() - interval '24 hours' FR
 INSERT INTO witn.events (customer_key, key, action, occurred_at)
 SELECT 'acme', 'new-' || g, 'replied', now() FROM generate_series(1, 40, 2) g;
 SQL
-
-PGOPTIONS='-c client_min_messages=warning' psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$old\"" -c "CREATE DATABASE \"$old\"" >/dev/null
-q "$old" "SET client_min_messages = warning; CREATE EXTENSION witn VERSION '0.1.0' CASCADE" >/dev/null
-check "0.1.0 installs" "0.1.0" "$(q "$old" "SELECT extversion FROM pg_extension WHERE extname = 'witn'")"
-
-# Before the update, the new library refuses new events with a clear error, writing nothing.
-q "$old" "INSERT INTO witn.rate_cards (key, currency) VALUES ('early', 'USD');
-          INSERT INTO witn.customers (key, rate_card_key) VALUES ('early', 'early');
-          INSERT INTO witn.agents (key) VALUES ('early');
-          INSERT INTO witn.rate_card_prices VALUES ('early', 'early', 1)" >/dev/null
-refused=$(psql -X -At -d "$old" -c "INSERT INTO witn.events (customer_key, key, action, agent_key) VALUES ('early', 'e1', 'a', 'early')" 2>&1 || true)
-check "before ALTER EXTENSION UPDATE an event is refused with a hint to run it" "yes" \
-    "$(grep -q 'HINT:  Run ALTER EXTENSION witn UPDATE' <<<"$refused" && grep -q 'ERROR:  witn.s SQL objects' <<<"$refused" && echo yes || echo "$refused")"
-check "and nothing is written" "0 0" "$(q "$old" "SELECT (SELECT count(*) FROM witn.events) || ' ' || (SELECT count(*) FROM witn.outcomes)")"
-q "$old" "DELETE FROM witn.rate_card_prices; DELETE FROM witn.agents; DELETE FROM witn.customers; DELETE FROM witn.rate_cards" >/dev/null
-
-# The same rows in the 0.1.0 schema, the way pg_restore loads them (events keep their
-# received_at, so the events trigger does not apply them again).
-copy_table() { # table columns
-    psql -X -q -v ON_ERROR_STOP=1 -d "$new" -c "COPY (SELECT $2 FROM witn.$1) TO STDOUT" |
-        psql -X -q -v ON_ERROR_STOP=1 -d "$old" -c "COPY witn.$1 ($2) FROM STDIN"
-}
-copy_table rate_cards "key, name, currency, created_at, updated_at"
-copy_table customers "key, name, rate_card_key, created_at, updated_at"
-copy_table agents "key, name, condition, settlement_period, attribution_method, version, created_at, updated_at"
-copy_table rate_card_prices "rate_card_key, agent_key, price_per_unit, created_at, updated_at"
-copy_table events "id, customer_key, key, action, agent_key, properties, occurred_at, idempotency_key, received_at, late, duplicate_of"
-OUTCOME_COLUMNS="id, customer_key, key, agent_key, status, scheduled_resolution, settles_at, resolved_at, condition,
-    settlement_period, attribution_method, agent_version, unit_price, currency, quantity, condition_holds,
-    accepted_events, late_events, facts, attribution, last_event_id, opened_at, updated_at"
-copy_table outcomes "$OUTCOME_COLUMNS"
-copy_table invoice_lines "id, customer_key, outcome_id, outcome_key, agent_key, quantity, unit_price, amount, currency, resolved_at, created_at"
-copy_table notifications "id, customer_key, outcome_id, kind, payload, created_at"
-for s in events outcomes invoice_lines notifications; do
-    q "$old" "SELECT setval('witn.${s}_id_seq', $(q "$new" "SELECT last_value FROM witn.${s}_id_seq"))" >/dev/null
-done
-
-q "$old" "ALTER EXTENSION witn UPDATE" >/dev/null
-check "ALTER EXTENSION witn UPDATE reaches the current version" \
-    "$(q "$new" "SELECT extversion FROM pg_extension WHERE extname = 'witn'")" \
-    "$(q "$old" "SELECT extversion FROM pg_extension WHERE extname = 'witn'")"
 
 # Every object the extension owns, with its definition, grants, options and comment.
 SCHEMA_SQL=$(cat <<'SQL'
@@ -105,35 +65,88 @@ SELECT line FROM (
 ) s ORDER BY line
 SQL
 )
-fresh_schema=$(q "$new" "$SCHEMA_SQL")
-upgraded_schema=$(q "$old" "$SCHEMA_SQL")
-if [ "$fresh_schema" = "$upgraded_schema" ]; then
-    echo "ok - the upgraded database has the objects of a fresh install ($(wc -l <<<"$fresh_schema") definitions compared)"
-else
-    echo "not ok - the upgraded database differs from a fresh install:"
-    diff <(echo "$fresh_schema") <(echo "$upgraded_schema") | sed "s/^/#   /" | head -40 || true
-    fail=1
-fi
 
-ROWS_SQL="SELECT md5(string_agg(row($OUTCOME_COLUMNS)::text, '|' ORDER BY id)) FROM witn.outcomes"
-check "every outcome kept" "$(q "$new" "$ROWS_SQL")" "$(q "$old" "$ROWS_SQL")"
-check "check_at starts at settles_at" "0" "$(q "$old" "SELECT count(*) FROM witn.outcomes WHERE check_at IS DISTINCT FROM settles_at")"
-check "verify() is clean after the upgrade" "0" "$(q "$old" "SELECT count(*) FROM witn.verify()")"
+upgrade_from() { # VERSION
+    local from=$1 old="${PGDATABASE}_from_${1//./}" ref="${PGDATABASE}_ref_${1//./}"
+    # A copy of the current version's database for each run: the checks settle it.
+    PGOPTIONS='-c client_min_messages=warning' psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$ref\"" -c "CREATE DATABASE \"$ref\" TEMPLATE \"$new\"" >/dev/null
+    PGOPTIONS='-c client_min_messages=warning' psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$old\"" -c "CREATE DATABASE \"$old\"" >/dev/null
+    q "$old" "SET client_min_messages = warning; CREATE EXTENSION witn VERSION '$from' CASCADE" >/dev/null
+    check "$from installs" "$from" "$(q "$old" "SELECT extversion FROM pg_extension WHERE extname = 'witn'")"
 
-SETTLE="SELECT confirmed || '/' || failed || '/' || errors FROM witn.settle(now())"
-check "settle() after the upgrade settles what a fresh install settles" "$(q "$new" "$SETTLE")" "$(q "$old" "$SETTLE")"
-# In 60 hours, the fresh install's outcomes that a later event moved have check_at behind
-# settles_at (re-armed, not settled); the upgraded ones start with check_at = settles_at.
-for later in "60 hours" "4 days"; do
-    SETTLE_LATER="SELECT confirmed || '/' || failed || '/' || errors FROM witn.settle(now() + interval '$later')"
-    check "settle() in $later settles the same" "$(q "$new" "$SETTLE_LATER")" "$(q "$old" "$SETTLE_LATER")"
-done
-RESULT_SQL="SELECT md5(string_agg(concat_ws(' ', customer_key, key, status, resolved_at, quantity), '|' ORDER BY customer_key, key)) FROM witn.outcomes"
-check "every outcome ends the same" "$(q "$new" "$RESULT_SQL")" "$(q "$old" "$RESULT_SQL")"
-LINES_SQL="SELECT count(*) || ' ' || sum(amount) FROM witn.invoice_lines"
-check "the same invoice lines" "$(q "$new" "$LINES_SQL")" "$(q "$old" "$LINES_SQL")"
+    # Before the update, the new library refuses new events with a clear error, writing nothing.
+    q "$old" "INSERT INTO witn.rate_cards (key, currency) VALUES ('early', 'USD');
+              INSERT INTO witn.customers (key, rate_card_key) VALUES ('early', 'early');
+              INSERT INTO witn.agents (key) VALUES ('early');
+              INSERT INTO witn.rate_card_prices VALUES ('early', 'early', 1)" >/dev/null
+    refused=$(psql -X -At -d "$old" -c "INSERT INTO witn.events (customer_key, key, action, agent_key) VALUES ('early', 'e1', 'a', 'early')" 2>&1 || true)
+    check "before ALTER EXTENSION UPDATE an event is refused with a hint to run it" "yes" \
+        "$(grep -q 'HINT:  Run ALTER EXTENSION witn UPDATE' <<<"$refused" && grep -q 'ERROR:  witn.s SQL objects' <<<"$refused" && echo yes || echo "$refused")"
+    check "and nothing is written" "0 0" "$(q "$old" "SELECT (SELECT count(*) FROM witn.events) || ' ' || (SELECT count(*) FROM witn.outcomes)")"
+    q "$old" "DELETE FROM witn.rate_card_prices; DELETE FROM witn.agents; DELETE FROM witn.customers; DELETE FROM witn.rate_cards" >/dev/null
 
-q "$old" "INSERT INTO witn.events (customer_key, key, action, agent_key) VALUES ('globex', 'after-upgrade', 'replied', 'support')" >/dev/null
-check "a new outcome opens after the upgrade" "PENDING/CONFIRMED" \
-    "$(q "$old" "SELECT status || '/' || scheduled_resolution FROM witn.outcomes WHERE key = 'after-upgrade'")"
+    # The same rows in the $from schema, the way pg_restore loads them (events keep their
+    # received_at, so the events trigger does not apply them again).
+    copy_table() { # table columns
+        psql -X -q -v ON_ERROR_STOP=1 -d "$ref" -c "COPY (SELECT $2 FROM witn.$1) TO STDOUT" |
+            psql -X -q -v ON_ERROR_STOP=1 -d "$old" -c "COPY witn.$1 ($2) FROM STDIN"
+    }
+    copy_table rate_cards "key, name, currency, created_at, updated_at"
+    copy_table customers "key, name, rate_card_key, created_at, updated_at"
+    copy_table agents "key, name, condition, settlement_period, attribution_method, version, created_at, updated_at"
+    copy_table rate_card_prices "rate_card_key, agent_key, price_per_unit, created_at, updated_at"
+    copy_table events "id, customer_key, key, action, agent_key, properties, occurred_at, idempotency_key, received_at, late, duplicate_of"
+    OUTCOME_COLUMNS="id, customer_key, key, agent_key, status, scheduled_resolution, settles_at, resolved_at, condition,
+        settlement_period, attribution_method, agent_version, unit_price, currency, quantity, condition_holds,
+        accepted_events, late_events, facts, attribution, last_event_id, opened_at, updated_at"
+    # check_at came with 0.2.0.
+    if [ "$from" = 0.1.0 ]; then copy_table outcomes "$OUTCOME_COLUMNS"; else copy_table outcomes "$OUTCOME_COLUMNS, check_at"; fi
+    copy_table invoice_lines "id, customer_key, outcome_id, outcome_key, agent_key, quantity, unit_price, amount, currency, resolved_at, created_at"
+    copy_table notifications "id, customer_key, outcome_id, kind, payload, created_at"
+    for s in events outcomes invoice_lines notifications; do
+        q "$old" "SELECT setval('witn.${s}_id_seq', $(q "$ref" "SELECT last_value FROM witn.${s}_id_seq"))" >/dev/null
+    done
+
+    q "$old" "ALTER EXTENSION witn UPDATE" >/dev/null
+    check "ALTER EXTENSION witn UPDATE reaches the current version" \
+        "$(q "$ref" "SELECT extversion FROM pg_extension WHERE extname = 'witn'")" \
+        "$(q "$old" "SELECT extversion FROM pg_extension WHERE extname = 'witn'")"
+
+    fresh_schema=$(q "$ref" "$SCHEMA_SQL")
+    upgraded_schema=$(q "$old" "$SCHEMA_SQL")
+    if [ "$fresh_schema" = "$upgraded_schema" ]; then
+        echo "ok - the upgraded database has the objects of a fresh install ($(wc -l <<<"$fresh_schema") definitions compared)"
+    else
+        echo "not ok - the upgraded database differs from a fresh install:"
+        diff <(echo "$fresh_schema") <(echo "$upgraded_schema") | sed "s/^/#   /" | head -40 || true
+        fail=1
+    fi
+
+    ROWS_SQL="SELECT md5(string_agg(row($OUTCOME_COLUMNS)::text, '|' ORDER BY id)) FROM witn.outcomes"
+    check "every outcome kept" "$(q "$ref" "$ROWS_SQL")" "$(q "$old" "$ROWS_SQL")"
+    [ "$from" = 0.1.0 ] && check "check_at starts at settles_at" "0" "$(q "$old" "SELECT count(*) FROM witn.outcomes WHERE check_at IS DISTINCT FROM settles_at")"
+    check "verify() is clean after the upgrade" "0" "$(q "$old" "SELECT count(*) FROM witn.verify()")"
+
+    SETTLE="SELECT confirmed || '/' || failed || '/' || errors FROM witn.settle(now())"
+    check "settle() after the upgrade settles what a fresh install settles" "$(q "$ref" "$SETTLE")" "$(q "$old" "$SETTLE")"
+    # In 60 hours, the fresh install's outcomes that a later event moved have check_at behind
+    # settles_at (re-armed, not settled); those upgraded from 0.1.0 start with check_at = settles_at.
+    for later in "60 hours" "4 days"; do
+        SETTLE_LATER="SELECT confirmed || '/' || failed || '/' || errors FROM witn.settle(now() + interval '$later')"
+        check "settle() in $later settles the same" "$(q "$ref" "$SETTLE_LATER")" "$(q "$old" "$SETTLE_LATER")"
+    done
+    RESULT_SQL="SELECT md5(string_agg(concat_ws(' ', customer_key, key, status, resolved_at, quantity), '|' ORDER BY customer_key, key)) FROM witn.outcomes"
+    check "every outcome ends the same" "$(q "$ref" "$RESULT_SQL")" "$(q "$old" "$RESULT_SQL")"
+    LINES_SQL="SELECT count(*) || ' ' || sum(amount) FROM witn.invoice_lines"
+    check "the same invoice lines" "$(q "$ref" "$LINES_SQL")" "$(q "$old" "$LINES_SQL")"
+
+    q "$old" "INSERT INTO witn.events (customer_key, key, action, agent_key) VALUES ('globex', 'after-upgrade', 'replied', 'support'),
+                                                                                 ('globex', 'after-upgrade-2', 'replied', 'support')" >/dev/null
+    check "a new outcome opens after the upgrade" "PENDING/CONFIRMED" \
+        "$(q "$old" "SELECT status || '/' || scheduled_resolution FROM witn.outcomes WHERE key = 'after-upgrade'")"
+    check "verify() is clean after new events" "0" "$(q "$old" "SELECT count(*) FROM witn.verify()")"
+}
+
+upgrade_from 0.1.0
+upgrade_from 0.2.0
 exit $fail

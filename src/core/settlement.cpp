@@ -1,0 +1,32 @@
+#include "settlement.hpp"
+
+namespace witn {
+
+Status resolution_of(Status status, std::optional<Status> scheduled_resolution) {
+    if (status == Status::Open) return Status::Failed;
+    return scheduled_resolution.value_or(Status::Confirmed);
+}
+
+const char *notification_kind(Status resolution) {
+    return resolution == Status::Confirmed ? "outcome_succeed" : "outcome_failed";
+}
+
+Decimal line_amount(const Decimal &unit_price, const Decimal &quantity) { return unit_price * quantity; }
+
+SettlementDecision decide_settlement(const DueOutcome &o, std::int64_t as_of) {
+    SettlementDecision d;
+    const bool final_status = o.status == Status::Confirmed || o.status == Status::Failed;
+    if (o.resolved || final_status || o.check_at > as_of) return d;
+    if (o.settles_at > as_of) {
+        d.action = SettlementDecision::Action::Rearm;
+        d.check_at = o.settles_at;
+        return d;
+    }
+    d.action = SettlementDecision::Action::Resolve;
+    d.resolution = resolution_of(o.status, o.scheduled_resolution);
+    d.notification_kind = notification_kind(d.resolution);
+    if (d.resolution == Status::Confirmed) d.amount = line_amount(o.unit_price, o.quantity);
+    return d;
+}
+
+} // namespace witn

@@ -1,0 +1,50 @@
+#include "pg/version.hpp"
+
+#include <cctype>
+#include <cstdlib>
+#include <cstring>
+
+#ifndef WITN_VERSION
+#error "WITN_VERSION must be defined by the build"
+#endif
+
+namespace witn::pg {
+
+namespace {
+
+// -1, 0, 1 as dotted version a is older, equal or newer than b ("0.10.0" is newer than "0.9.1").
+int compare_versions(const char *a, const char *b) {
+    while (*a || *b) {
+        long x = std::strtol(a, const_cast<char **>(&a), 10), y = std::strtol(b, const_cast<char **>(&b), 10);
+        if (x != y) return x < y ? -1 : 1;
+        if (*a == '.') ++a;
+        if (*b == '.') ++b;
+        if ((*a && !std::isdigit(static_cast<unsigned char>(*a))) || (*b && !std::isdigit(static_cast<unsigned char>(*b))))
+            return std::strcmp(a, b) < 0 ? -1 : std::strcmp(a, b) > 0;
+    }
+    return 0;
+}
+
+} // namespace
+
+const char *library_version() { return WITN_VERSION; }
+
+void require_schema_version(const char *schema_version) {
+    if (schema_version && std::strcmp(schema_version, WITN_VERSION) == 0) return;
+    const char *schema = schema_version ? schema_version : "0.2.0 or older";
+    pg([&] {
+        if (!schema_version || compare_versions(schema_version, WITN_VERSION) < 0)
+            ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                            errmsg("witn's SQL objects in this database are older than its installed library"),
+                            errdetail("The SQL objects are witn %s; the library is witn %s.", schema, WITN_VERSION),
+                            errhint("Run ALTER EXTENSION witn UPDATE in this database.")));
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("this session runs an older witn library than the database's SQL objects"),
+                        errdetail("The SQL objects are witn %s; the library loaded by this session is witn %s.", schema,
+                                  WITN_VERSION),
+                        errhint("Reconnect: a new session loads the installed library. If it is still older, install witn %s.",
+                                schema)));
+    });
+}
+
+} // namespace witn::pg
