@@ -333,7 +333,7 @@ private:
         TupleTableSlot *row = outcomes_->new_row();
         c.put_state(row, fold);
         c.put_opening(row, customer, key, *terms, fold.state().settles_at);
-        return outcomes_->insert_if_absent(row);
+        return outcomes_->insert_if_absent(row, {c.customer_key, c.key});
     }
 
     RowSort &rows_;

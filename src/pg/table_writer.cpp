@@ -273,36 +273,40 @@ void TableWriter::insert(TupleTableSlot *row) {
     });
 }
 
-bool TableWriter::insert_if_absent(TupleTableSlot *row) {
+bool TableWriter::insert_if_absent(TupleTableSlot *row, std::initializer_list<int> key_columns) {
+    Relation key_index = index_on(key_columns, false);
+    if (!key_index->rd_index->indisunique) throw std::runtime_error("witn: the insert's key index is not unique");
     apply_defaults(row);
     return pg([&] {
-        // What ExecInsert does for INSERT ... ON CONFLICT DO NOTHING, with every unique index
-        // an arbiter.
+        // What ExecInsert does for INSERT ... ON CONFLICT (key columns) DO NOTHING.
         if (!speculative_ready_) {
             // Kept as long as the writer, whatever context the caller works in.
             MemoryContext saved = MemoryContextSwitchTo(estate_->es_query_cxt);
             for (int i = 0; i < info_->ri_NumIndices; ++i)
-                if (info_->ri_IndexRelationInfo[i]->ii_Unique)
+                if (info_->ri_IndexRelationDescs[i] == key_index)
                     BuildSpeculativeIndexInfo(info_->ri_IndexRelationDescs[i], info_->ri_IndexRelationInfo[i]);
             MemoryContextSwitchTo(saved);
             speculative_ready_ = true;
         }
+        List *arbiter = list_make1_oid(RelationGetRelid(key_index));
         if (info_->ri_TrigDesc && info_->ri_TrigDesc->trig_insert_before_row &&
             !ExecBRInsertTriggers(estate_, info_, row))
             return false;
         if (rel_->rd_att->constr && rel_->rd_att->constr->has_generated_stored)
             ExecComputeStoredGenerated(info_, estate_, row, CMD_INSERT);
         if (rel_->rd_att->constr) ExecConstraints(info_, row, estate_);
-        for (;;) {
+        // The caller has just looked the key up, so the first attempt skips the pre-check (it
+        // only saves a doomed insertion; the speculative insertion itself detects conflicts).
+        for (bool first = true;; first = false) {
             ItemPointerData conflict;
-            if (!ExecCheckIndexConstraints(info_, row, estate_, &conflict, NIL)) {
+            if (!first && !ExecCheckIndexConstraints(info_, row, estate_, &conflict, arbiter)) {
                 ResetPerTupleExprContext(estate_);
                 return false;
             }
             uint32 token = SpeculativeInsertionLockAcquire(GetCurrentTransactionId());
             table_tuple_insert_speculative(rel_, row, estate_->es_output_cid, 0, nullptr, token);
             bool conflicted = false;
-            List *recheck = ExecInsertIndexTuples(info_, row, estate_, false, true, &conflicted, NIL);
+            List *recheck = ExecInsertIndexTuples(info_, row, estate_, false, true, &conflicted, arbiter);
             table_tuple_complete_speculative(rel_, row, token, !conflicted);
             SpeculativeInsertionLockRelease(GetCurrentTransactionId());
             if (conflicted) {

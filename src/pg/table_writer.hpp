@@ -70,10 +70,11 @@ public:
     // Inserts `row`; columns left null get their default (identity, now(), a default a DBA
     // gave a column of their own), as an INSERT naming only the set columns would.
     void insert(TupleTableSlot *row);
-    // The same as INSERT ... ON CONFLICT DO NOTHING: false, and nothing written, when a row
-    // with the same key in any unique index exists or is being inserted by a transaction that
-    // then commits (waited for, as PostgreSQL's speculative insertion does).
-    bool insert_if_absent(TupleTableSlot *row);
+    // The same as INSERT ... ON CONFLICT (key_columns) DO NOTHING: false, and nothing written,
+    // when a row with the same key exists or is being inserted by a transaction that then
+    // commits (waited for, as PostgreSQL's speculative insertion does). For a key the caller
+    // has just looked up with find_locked and not found.
+    bool insert_if_absent(TupleTableSlot *row, std::initializer_list<int> key_columns);
 
     void finish();
 
