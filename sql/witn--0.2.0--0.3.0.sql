@@ -74,3 +74,72 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION @extschema@.settle(timestamptz, integer) IS
     'Settles every outcome due at as_of (at most max_outcomes, NULL for all): OPEN -> FAILED, PENDING -> scheduled_resolution, resolved_at = settles_at, one invoice line per confirmation, one notification per resolution, all in this transaction. Safe to run concurrently and repeatedly. Returns counts; outcomes that fail are recorded in witn.settlement_errors and skipped.';
+
+-- One list of attribution methods, the core's: the agents' CHECK constraint and validation
+-- message read it from the library.
+-- The attribution methods the library knows (CONTRACT §13): one list, kept in the core.
+CREATE FUNCTION @extschema@.attribution_methods() RETURNS text[]
+    AS 'MODULE_PATHNAME', 'witn_attribution_methods' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.attribution_methods() IS
+    'The names an agent''s attribution_method may take: last, first, sum, max, min, average.';
+REVOKE EXECUTE ON FUNCTION @extschema@.attribution_methods() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.attribution_methods() TO PUBLIC;
+ALTER TABLE @extschema@.agents DROP CONSTRAINT agents_attribution_method_known,
+    ADD CONSTRAINT agents_attribution_method_known CHECK (attribution_method = ANY (@extschema@.attribution_methods()));
+CREATE OR REPLACE FUNCTION @extschema@.agents_before_write() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NEW.settlement_period IS NULL OR NEW.settlement_period <= interval '0'
+       OR NEW.settlement_period > interval '180 days' THEN
+        RAISE EXCEPTION USING ERRCODE = 'WT001',
+            MESSAGE = 'VALIDATION_ERROR: settlement_period must be more than 0 and at most 180 days',
+            DETAIL = format('agent %s: settlement_period = %s', NEW.key, NEW.settlement_period),
+            HINT = 'Use an interval such as ''72 hours''.';
+    END IF;
+    IF NEW.attribution_method IS NULL
+       OR NOT NEW.attribution_method = ANY (@extschema@.attribution_methods()) THEN
+        RAISE EXCEPTION USING ERRCODE = 'WT001',
+            MESSAGE = 'VALIDATION_ERROR: attribution_method must be one of '
+                      || array_to_string(@extschema@.attribution_methods(), ', '),
+            DETAIL = format('agent %s: attribution_method = %s', NEW.key, NEW.attribution_method);
+    END IF;
+    IF TG_OP = 'UPDATE' THEN
+        IF (NEW.condition::text, NEW.settlement_period, NEW.attribution_method)
+           IS DISTINCT FROM (OLD.condition::text, OLD.settlement_period, OLD.attribution_method) THEN
+            NEW.version := OLD.version + 1;
+        ELSE
+            NEW.version := OLD.version;
+        END IF;
+        NEW.updated_at := now();
+    END IF;
+    RETURN NEW;
+END $$;
+
+-- One computation of an invoice line's amount, the core's: settlement and the payload's
+-- description use it.
+-- An invoice line's amount, exact (CONTRACT §14), computed by the core as settlement does.
+CREATE FUNCTION @extschema@.line_amount(unit_price numeric, quantity numeric) RETURNS numeric
+    AS 'MODULE_PATHNAME', 'witn_line_amount' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.line_amount(numeric, numeric) IS
+    'The amount of an invoice line: unit_price x quantity, exact and unrounded (rounding happens once, in witn.invoices).';
+REVOKE EXECUTE ON FUNCTION @extschema@.line_amount(numeric, numeric) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.line_amount(numeric, numeric) TO PUBLIC;
+CREATE OR REPLACE FUNCTION @extschema@.notification_payload(o @extschema@.outcomes, created_at timestamptz)
+    RETURNS jsonb LANGUAGE sql STABLE AS $$
+    SELECT pg_catalog.jsonb_build_object(
+        'id', 'ntf_' || o.id,
+        'type', CASE o.status WHEN 'CONFIRMED' THEN 'outcome_succeed' ELSE 'outcome_failed' END,
+        'created_at', created_at,
+        'data', pg_catalog.jsonb_build_object(
+            'outcome_id', o.id,
+            'outcome_key', o.key,
+            'customer_key', o.customer_key,
+            'agent_key', o.agent_key,
+            'status', o.status,
+            'settles_at', o.settles_at,
+            'resolved_at', o.resolved_at,
+            'quantity', o.quantity,
+            'unit_price', o.unit_price,
+            'amount', CASE WHEN o.status = 'CONFIRMED' THEN @extschema@.line_amount(o.unit_price, o.quantity) END,
+            'currency', o.currency))
+$$;

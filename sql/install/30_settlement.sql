@@ -4,10 +4,17 @@
 -- in one transaction.
 -- ---------------------------------------------------------------------------------------------
 
+-- An invoice line's amount, exact (CONTRACT §14), computed by the core as settlement does.
+CREATE FUNCTION @extschema@.line_amount(unit_price numeric, quantity numeric) RETURNS numeric
+    AS 'MODULE_PATHNAME', 'witn_line_amount' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.line_amount(numeric, numeric) IS
+    'The amount of an invoice line: unit_price x quantity, exact and unrounded (rounding happens once, in witn.invoices).';
+
 -- The notification body: the hosted product's webhook, with an id stable for deduplication
 -- (one resolution per outcome, so the outcome id names it).
--- STABLE and no SET clause, so that settlement can inline it (jsonb_build_object is stable);
--- it names only pg_catalog functions.
+-- Settlement (in C) writes exactly this body; this function describes it for consumers and
+-- tests. STABLE and no SET clause, so that queries can inline it; every function it names is
+-- schema-qualified.
 CREATE FUNCTION @extschema@.notification_payload(o @extschema@.outcomes, created_at timestamptz)
     RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT pg_catalog.jsonb_build_object(
@@ -24,7 +31,7 @@ CREATE FUNCTION @extschema@.notification_payload(o @extschema@.outcomes, created
             'resolved_at', o.resolved_at,
             'quantity', o.quantity,
             'unit_price', o.unit_price,
-            'amount', CASE WHEN o.status = 'CONFIRMED' THEN o.unit_price * o.quantity END,
+            'amount', CASE WHEN o.status = 'CONFIRMED' THEN @extschema@.line_amount(o.unit_price, o.quantity) END,
             'currency', o.currency))
 $$;
 COMMENT ON FUNCTION @extschema@.notification_payload(@extschema@.outcomes, timestamptz) IS

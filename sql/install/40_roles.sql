@@ -47,6 +47,7 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.condition_recv(internal), @extschema@.condition_send(@extschema@.condition),
     @extschema@.evaluate(@extschema@.condition, jsonb), @extschema@.describe(@extschema@.condition),
     @extschema@.explain_facts(@extschema@.condition, jsonb),
+    @extschema@.attribution_methods(), @extschema@.line_amount(numeric, numeric),
     -- the witn.events key check runs with the inserting role's rights
     @extschema@.event_keys_fit(text, text, text, text, text)
     TO PUBLIC;

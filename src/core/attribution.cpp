@@ -6,12 +6,8 @@
 namespace witn {
 
 std::optional<AttributionMethod> attribution_method_from_name(std::string_view name) {
-    if (name == "last") return AttributionMethod::Last;
-    if (name == "first") return AttributionMethod::First;
-    if (name == "sum") return AttributionMethod::Sum;
-    if (name == "max") return AttributionMethod::Max;
-    if (name == "min") return AttributionMethod::Min;
-    if (name == "average") return AttributionMethod::Average;
+    for (const AttributionMethodName &m : kAttributionMethods)
+        if (name == m.name) return m.method;
     return std::nullopt;
 }
 

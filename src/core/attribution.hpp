@@ -13,7 +13,17 @@ namespace witn {
 
 enum class AttributionMethod { Last, First, Sum, Max, Min, Average };
 
-// nullopt for an unknown name; the names are "last", "first", "sum", "max", "min", "average".
+// The one list of attribution methods and their names (CONTRACT §13), in documentation order.
+struct AttributionMethodName {
+    AttributionMethod method;
+    const char *name;
+};
+inline constexpr AttributionMethodName kAttributionMethods[] = {
+    {AttributionMethod::Last, "last"}, {AttributionMethod::First, "first"},   {AttributionMethod::Sum, "sum"},
+    {AttributionMethod::Max, "max"},   {AttributionMethod::Min, "min"},       {AttributionMethod::Average, "average"},
+};
+
+// nullopt for an unknown name.
 std::optional<AttributionMethod> attribution_method_from_name(std::string_view name);
 
 constexpr int kAverageScale = 20;

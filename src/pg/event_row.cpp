@@ -2,7 +2,6 @@
 
 #include "core/outcome.hpp"
 #include "core/timestamp.hpp"
-#include "pg/spi.hpp"
 
 extern "C" {
 #include "mb/pg_wchar.h"
@@ -86,17 +85,6 @@ witn::Event event_from_properties(std::string action, JsonbContainer *properties
     }
     witn::validate_event(e, where);
     return e;
-}
-
-std::vector<witn::Event> events_from_spi(std::uint64_t n) {
-    std::vector<witn::Event> log;
-    log.reserve(n);
-    for (std::uint64_t i = 0; i < n; ++i) {
-        Jsonb *properties = pg([&] { return DatumGetJsonbP(*spi_datum(i, 3)); });
-        log.push_back(event_from_properties(*spi_text(i, 2), &properties->root, spi_int64(i, 4),
-                                            spi_int64(i, 1), "properties"));
-    }
-    return log;
 }
 
 void check_key(const char *what, const char *value, std::size_t length) {

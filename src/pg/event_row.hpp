@@ -35,9 +35,5 @@ witn::Scalar scalar_from_jsonb(const JsonbValue &v);
 // names the column in the error.
 void check_key(const char *what, const char *value, std::size_t length);
 
-// The accepted events of the last SPI query, whose columns are id, action, properties,
-// occurred_at, in arrival order.
-std::vector<witn::Event> events_from_spi(std::uint64_t n);
-
 
 } // namespace witn::pg

@@ -16,7 +16,6 @@
 #include "pg/event_row.hpp"
 #include "pg/idempotency.hpp"
 #include "pg/outcome_row.hpp"
-#include "pg/spi.hpp"
 #include "pg/statement_rows.hpp"
 #include "pg/table_writer.hpp"
 #include "pg/values.hpp"

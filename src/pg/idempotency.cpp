@@ -1,6 +1,5 @@
 #include "pg/idempotency.hpp"
 
-#include "pg/spi.hpp"
 #include "pg/table_writer.hpp"
 #include "pg/values.hpp"
 

@@ -1,12 +1,15 @@
 // witn.replay(outcome_id): recompute an outcome from its log with the pure core and compare it
-// with what the events trigger stored incrementally.
+// with what the events trigger stored incrementally. Reads the outcome through its row codec and
+// the log through the (customer_key, key, id) index, without SQL.
 #include "pg/postgres.hpp"
 
 #include "core/evaluator.hpp"
 #include "core/outcome.hpp"
 #include "pg/condition_type.hpp"
 #include "pg/event_row.hpp"
-#include "pg/spi.hpp"
+#include "pg/outcome_row.hpp"
+#include "pg/table_writer.hpp"
+#include "pg/values.hpp"
 
 extern "C" {
 #include "access/htup_details.h"
@@ -39,69 +42,64 @@ std::string time_text(std::int64_t t) {
 
 WITN_FUNCTION(witn_replay) {
     std::int64_t outcome_id = PG_GETARG_INT64(0);
-    spi_connect();
-    static KeptPlan load(
-        "SELECT customer_key, key, status::text, scheduled_resolution::text, settles_at,"
-        "       resolved_at, accepted_events, facts::text, attribution::text, quantity::text,"
-        "       condition_holds, condition::text,"
-        "       (extract(epoch FROM settlement_period) * 1000000)::bigint, attribution_method"
-        "  FROM witn.outcomes WHERE id = $1",
-        {INT8OID});
-    Datum id_value = Int64GetDatum(outcome_id);
-    if (load.run(&id_value, nullptr, 1) == 0)
+    IndexReader outcomes(witn_table("outcomes"), {"id", "customer_key"});
+    const OutcomeRow c(outcomes.desc());
+    outcomes.begin({Int64GetDatum(outcome_id)});
+    TupleTableSlot *row = outcomes.next();
+    if (!row)
         throw witn::Error(witn::Code::OutcomeNotFound,
                           "OUTCOME_NOT_FOUND: no outcome " + std::to_string(outcome_id),
                           "outcome_id " + std::to_string(outcome_id));
-    std::string customer_key = *spi_text(0, 1), key = *spi_text(0, 2);
-    witn::Status stored_status = *witn::status_from_name(*spi_text(0, 3));
-    std::optional<witn::Status> stored_scheduled;
-    if (auto s = spi_text(0, 4)) stored_scheduled = witn::status_from_name(*s);
-    std::int64_t stored_settles_at = spi_int64(0, 5);
-    std::optional<Datum> resolved_at = spi_datum(0, 6);
-    std::int64_t stored_accepted = spi_int64(0, 7);
-    std::string stored_facts = *spi_text(0, 8), stored_attribution = *spi_text(0, 9);
-    std::string stored_quantity = *spi_text(0, 10);
-    bool stored_holds = DatumGetBool(*spi_datum(0, 11));
-    witn::Contract contract;
-    contract.condition = cached_condition(*spi_text(0, 12));
-    contract.settlement_period = spi_int64(0, 13);
-    contract.attribution_method = *witn::attribution_method_from_name(*spi_text(0, 14));
+    const witn::StoredOutcome stored = c.stored(row);
+    const witn::Contract &contract = stored.contract;
+    const Datum customer_key = PointerGetDatum(pg([&] { return DatumGetTextPCopy(column_value(row, c.customer_key)); }));
+    const Datum key = PointerGetDatum(pg([&] { return DatumGetTextPCopy(column_value(row, c.key)); }));
+    std::optional<TimestampTz> resolved_at;
+    if (!column_null(row, c.resolved_at)) resolved_at = DatumGetTimestampTz(column_value(row, c.resolved_at));
+    const witn::Decimal stored_quantity = decimal_value(column_value(row, c.quantity));
+    const std::string stored_quantity_text = output_text(column_value(row, c.quantity), numeric_out);
+    outcomes.finish();
 
-    static KeptPlan events(
-        "SELECT id, action, properties, occurred_at FROM witn.events"
-        " WHERE customer_key = $1 AND key = $2 AND NOT late AND duplicate_of IS NULL ORDER BY id",
-        {TEXTOID, TEXTOID});
-    Datum keys[2] = {text_datum(customer_key), text_datum(key)};
-    std::uint64_t n = events.run(keys, nullptr);
-    std::vector<witn::Event> log = events_from_spi(n);
+    IndexReader events(witn_table("events"), {"customer_key", "key", "id"});
+    const int id = events.column("id"), action = events.column("action"), properties = events.column("properties"),
+              occurred_at = events.column("occurred_at"), late = events.column("late"),
+              duplicate_of = events.column("duplicate_of");
+    std::vector<witn::Event> log;
+    events.begin({customer_key, key});
+    while (TupleTableSlot *e = events.next()) {
+        if (DatumGetBool(column_value(e, late)) || !column_null(e, duplicate_of)) continue;
+        Jsonb *p = pg([&] { return DatumGetJsonbP(column_value(e, properties)); });
+        log.push_back(event_from_properties(text_value(column_value(e, action)), &p->root,
+                                            DatumGetTimestampTz(column_value(e, occurred_at)),
+                                            DatumGetInt64(column_value(e, id)), "properties"));
+    }
+    events.finish();
 
     // Accepted events were on time when they arrived, so nothing is late in a replay.
     witn::OutcomeState replayed = witn::OutcomeState::open(contract);
     for (const witn::Event &e : log)
         witn::apply_event(replayed, contract, e, std::numeric_limits<std::int64_t>::min());
 
+    const witn::OutcomeState &s = stored.state;
     std::vector<std::string> differences;
-    auto differ = [&](const std::string &what, const std::string &stored, const std::string &again) {
-        if (stored != again) differences.push_back(what + ": stored " + stored + ", replayed " + again);
+    auto differ = [&](const std::string &what, const std::string &stored_text, const std::string &again) {
+        if (stored_text != again) differences.push_back(what + ": stored " + stored_text + ", replayed " + again);
     };
     if (resolved_at) {
-        differ("status", witn::status_name(stored_status),
-               status_text(witn::settle(replayed, DatumGetTimestampTz(*resolved_at))));
-        differ("resolved_at", time_text(DatumGetTimestampTz(*resolved_at)), time_text(replayed.settles_at));
+        differ("status", witn::status_name(s.status), status_text(witn::settle(replayed, *resolved_at)));
+        differ("resolved_at", time_text(*resolved_at), time_text(replayed.settles_at));
     } else {
-        differ("status", witn::status_name(stored_status), witn::status_name(replayed.status));
+        differ("status", witn::status_name(s.status), witn::status_name(replayed.status));
     }
-    differ("scheduled_resolution", status_text(stored_scheduled), status_text(replayed.scheduled_resolution));
-    differ("settles_at", time_text(stored_settles_at), log.empty() ? "NULL" : time_text(replayed.settles_at));
-    differ("accepted_events", std::to_string(stored_accepted), std::to_string(replayed.accepted_events));
-    // jsonb reorders keys: compare the stored state re-read by the core, not its text.
-    differ("facts", witn::Facts::from_json(contract.condition, stored_facts).to_json(),
-           replayed.facts.to_json());
-    differ("attribution", witn::Attribution::from_json(stored_attribution).to_json(),
-           replayed.attribution.to_json());
+    differ("scheduled_resolution", status_text(s.scheduled_resolution), status_text(replayed.scheduled_resolution));
+    differ("settles_at", time_text(s.settles_at), log.empty() ? "NULL" : time_text(replayed.settles_at));
+    differ("accepted_events", std::to_string(s.accepted_events), std::to_string(replayed.accepted_events));
+    // The stored state as the core reads it back, not its jsonb text (jsonb reorders keys).
+    differ("facts", s.facts.to_json(), replayed.facts.to_json());
+    differ("attribution", s.attribution.to_json(), replayed.attribution.to_json());
     witn::Decimal quantity = replayed.attribution.quantity(contract.attribution_method);
-    if (witn::Decimal::parse(stored_quantity) != quantity)
-        differ("quantity", stored_quantity, quantity.to_string());
+    if (stored_quantity != quantity) differ("quantity", stored_quantity_text, quantity.to_string());
+    const bool stored_holds = s.condition_holds;
     differ("condition_holds", stored_holds ? "true" : "false", replayed.condition_holds ? "true" : "false");
     // The pure definition over the whole log must agree with the incremental result.
     bool pure = witn::evaluate_log(contract.condition, log);
@@ -109,7 +107,6 @@ WITN_FUNCTION(witn_replay) {
 
     std::vector<Datum> items;
     for (const std::string &d : differences) items.push_back(text_datum(d));
-    spi_finish();
     return pg([&] {
         TupleDesc desc;
         if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)

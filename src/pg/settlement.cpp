@@ -211,3 +211,10 @@ WITN_FUNCTION(witn_settle_batch) {
         return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
     });
 }
+
+// witn.line_amount(unit_price, quantity): an invoice line's amount as settlement computes it,
+// for witn.notification_payload() and anyone checking a line.
+WITN_FUNCTION(witn_line_amount) {
+    const witn::Decimal amount = witn::line_amount(decimal_value(PG_GETARG_DATUM(0)), decimal_value(PG_GETARG_DATUM(1)));
+    return numeric_datum(amount);
+}

@@ -118,6 +118,7 @@ public:
     IndexReader &operator=(const IndexReader &) = delete;
 
     int column(const char *name) const;
+    TupleDesc desc() const { return RelationGetDescr(rel_); }
     // Starts a walk over the rows whose first values.size() index columns equal `values`.
     void begin(std::initializer_list<Datum> values);
     // The next row (deformed, valid until the next call), or nullptr at the end.

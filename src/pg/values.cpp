@@ -18,6 +18,8 @@ std::string text_value(Datum d) {
     return from_text(t);
 }
 
+Datum text_datum(const std::string &s) { return PointerGetDatum(to_text(s)); }
+
 std::string output_text(Datum d, PGFunction out) {
     char *c = pg([&] { return DatumGetCString(DirectFunctionCall1(out, d)); });
     std::string text(c);
@@ -40,8 +42,11 @@ Datum jsonb_datum(const std::string &json) {
 }
 
 witn::Decimal decimal_value(Datum numeric) {
-    auto d = witn::Decimal::parse(output_text(numeric, numeric_out));
-    if (!d) throw std::runtime_error("witn: a stored price or quantity is not a finite number");
+    const std::string text = output_text(numeric, numeric_out);
+    auto d = witn::Decimal::parse(text);
+    if (!d)
+        throw witn::Error(witn::Code::ValidationError, "VALIDATION_ERROR: a price or quantity must be a finite number",
+                          "the value is " + text);
     return *d;
 }
 

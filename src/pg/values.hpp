@@ -16,8 +16,9 @@ extern "C" {
 
 namespace witn::pg {
 
-// A text (or text-stored, e.g. witn.condition) value.
+// A text (or text-stored, e.g. witn.condition) value, and a text Datum (palloc'd).
 std::string text_value(Datum d);
+Datum text_datum(const std::string &s);
 // A value's text through its type's output function (e.g. interval_out, enum_out).
 std::string output_text(Datum d, PGFunction out);
 // jsonb to and from JSON text.
