@@ -51,7 +51,7 @@ FUZZ_FLAGS    = -std=c++20 -g -O1 -Isrc -Itest -fsanitize=fuzzer,address,undefin
 FUZZ_TARGETS  = $(patsubst %.cpp,%,$(sort $(wildcard test/fuzz/*_fuzz.cpp)))
 FUZZ_SECONDS ?= 60
 
-test/fuzz/%_fuzz: test/fuzz/%_fuzz.cpp $(CORE_SRCS) $(wildcard src/core/*.hpp) test/reference_evaluator.hpp
+test/fuzz/%_fuzz: test/fuzz/%_fuzz.cpp $(CORE_SRCS) $(wildcard src/core/*.hpp) $(wildcard test/unit/*.hpp) test/reference_evaluator.hpp
 	$(FUZZ_CXX) $(FUZZ_FLAGS) -o $@ $< $(CORE_SRCS)
 
 fuzz-build: $(FUZZ_TARGETS)

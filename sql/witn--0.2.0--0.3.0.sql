@@ -82,8 +82,9 @@ CREATE FUNCTION @extschema@.attribution_methods() RETURNS text[]
     AS 'MODULE_PATHNAME', 'witn_attribution_methods' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@.attribution_methods() IS
     'The names an agent''s attribution_method may take: last, first, sum, max, min, average.';
+-- As the install script grants it: the check runs with the writing role's rights.
 REVOKE EXECUTE ON FUNCTION @extschema@.attribution_methods() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.attribution_methods() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.attribution_methods() TO witn_admin;
 ALTER TABLE @extschema@.agents DROP CONSTRAINT agents_attribution_method_known,
     ADD CONSTRAINT agents_attribution_method_known CHECK (attribution_method = ANY (@extschema@.attribution_methods()));
 CREATE OR REPLACE FUNCTION @extschema@.agents_before_write() RETURNS trigger
@@ -123,7 +124,6 @@ CREATE FUNCTION @extschema@.line_amount(unit_price numeric, quantity numeric) RE
 COMMENT ON FUNCTION @extschema@.line_amount(numeric, numeric) IS
     'The amount of an invoice line: unit_price x quantity, exact and unrounded (rounding happens once, in witn.invoices).';
 REVOKE EXECUTE ON FUNCTION @extschema@.line_amount(numeric, numeric) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.line_amount(numeric, numeric) TO PUBLIC;
 CREATE OR REPLACE FUNCTION @extschema@.notification_payload(o @extschema@.outcomes, created_at timestamptz)
     RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT pg_catalog.jsonb_build_object(

@@ -393,7 +393,7 @@ elif [ "$(id -u)" != 0 ]; then
     record bench 0 0 "skipped (not root)"
 elif witn_run_bounded 600 "$LOGS/bench.log" bash test/bench/run.sh --smoke --out "$LOGS/bench"; then
     echo "    checks passed; figures at 1/100 scale are not the targets' measure (docs/performance.md):"
-    grep -E '^checks:|^ {8}settled:|^  \([a-e]\)' "$LOGS/bench.log" | indent
+    grep -E '^checks:|^ {8}(settled|ref outcomes)|^  \([a-f]\)' "$LOGS/bench.log" | indent
     record bench 1 0
 else
     echo "    the benchmark smoke run FAILED:"

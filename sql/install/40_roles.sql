@@ -47,7 +47,6 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.condition_recv(internal), @extschema@.condition_send(@extschema@.condition),
     @extschema@.evaluate(@extschema@.condition, jsonb), @extschema@.describe(@extschema@.condition),
     @extschema@.explain_facts(@extschema@.condition, jsonb),
-    @extschema@.attribution_methods(), @extschema@.line_amount(numeric, numeric),
     -- the witn.events key check runs with the inserting role's rights
     @extschema@.event_keys_fit(text, text, text, text, text)
     TO PUBLIC;
@@ -67,6 +66,8 @@ GRANT INSERT (key, name, rate_card_key), UPDATE (name, rate_card_key), DELETE
 GRANT INSERT (key, name, condition, settlement_period, attribution_method),
       UPDATE (name, condition, settlement_period, attribution_method), DELETE
     ON @extschema@.agents TO witn_admin;
+-- The agents' attribution_method check calls it with the writing role's rights.
+GRANT EXECUTE ON FUNCTION @extschema@.attribution_methods() TO witn_admin;
 GRANT INSERT (key, name, currency), UPDATE (name, currency), DELETE
     ON @extschema@.rate_cards TO witn_admin;
 GRANT INSERT (rate_card_key, agent_key, price_per_unit), UPDATE (price_per_unit), DELETE

@@ -188,6 +188,7 @@ Decimal Decimal::operator*(const Decimal &other) const {
     r.digits_ = std::move(product);
     r.exponent_ = exponent_ + other.exponent_ + static_cast<long long>(trailing);
     r.negative_ = negative_ != other.negative_;
+    if (r.scale_ > kMaxNumericScale) return r.divide(1, static_cast<int>(kMaxNumericScale));
     return r;
 }
 

@@ -10,6 +10,9 @@
 
 namespace witn {
 
+// numeric's largest display scale (NUMERIC_DSCALE_MAX).
+constexpr long long kMaxNumericScale = 16383;
+
 class Decimal {
 public:
     Decimal() = default; // zero
@@ -22,8 +25,9 @@ public:
     bool operator==(const Decimal &other) const { return (*this <=> other) == 0; }
 
     Decimal operator+(const Decimal &other) const;
-    // The exact product, with the sum of both scales (as numeric's multiplication keeps it:
-    // 0.99 x 1.5 = 1.485, 10 x 1.20 = 12.00).
+    // The product with the sum of both scales, as numeric's multiplication gives it
+    // (0.99 x 1.5 = 1.485, 10 x 1.20 = 12.00): exact up to numeric's largest scale, 16383
+    // fractional digits, and rounded half away from zero there.
     Decimal operator*(const Decimal &other) const;
     // this / divisor (divisor > 0), rounded half away from zero to `scale` fractional digits.
     Decimal divide(long long divisor, int scale) const;

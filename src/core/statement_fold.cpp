@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <stdexcept>
 
 namespace witn {
 
@@ -95,6 +96,7 @@ Disposition StatementFold::add(const StatementEvent &e) {
 
 void StatementFold::finish() {
     if (!opened_) {
+        if (early_duplicate_agents_.empty()) throw std::logic_error("witn: a statement fold without events");
         // Only duplicates arrived for an outcome that does not exist: the first opens it.
         std::optional<std::string> agent = early_duplicate_agents_.front();
         if (!agent)

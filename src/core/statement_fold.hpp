@@ -59,8 +59,8 @@ public:
     // event naming another agent, VALIDATION_ERROR when the opening event names no agent.
     Disposition add(const StatementEvent &e);
 
-    // After the last event: completes the replay if one started, and opens the outcome if only
-    // duplicates arrived for it. Call once.
+    // After the last event (there is at least one): completes the replay if one started, and
+    // opens the outcome if only duplicates arrived for it. Call once.
     void finish();
 
     bool opens() const { return !existed_; }

@@ -42,7 +42,9 @@ std::string time_text(std::int64_t t) {
 
 WITN_FUNCTION(witn_replay) {
     std::int64_t outcome_id = PG_GETARG_INT64(0);
-    IndexReader outcomes(witn_table("outcomes"), {"id", "customer_key"});
+    // Both reads as of the calling statement's snapshot, so that they agree (verify() replays
+    // every outcome in one statement).
+    IndexReader outcomes(witn_table("outcomes"), {"id", "customer_key"}, false, IndexReader::Snapshot::Statement);
     const OutcomeRow c(outcomes.desc());
     outcomes.begin({Int64GetDatum(outcome_id)});
     TupleTableSlot *row = outcomes.next();
@@ -60,7 +62,7 @@ WITN_FUNCTION(witn_replay) {
     const std::string stored_quantity_text = output_text(column_value(row, c.quantity), numeric_out);
     outcomes.finish();
 
-    IndexReader events(witn_table("events"), {"customer_key", "key", "id"});
+    IndexReader events(witn_table("events"), {"customer_key", "key", "id"}, false, IndexReader::Snapshot::Statement);
     const int id = events.column("id"), action = events.column("action"), properties = events.column("properties"),
               occurred_at = events.column("occurred_at"), late = events.column("late"),
               duplicate_of = events.column("duplicate_of");

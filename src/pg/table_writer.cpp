@@ -322,7 +322,9 @@ bool TableWriter::insert_if_absent(TupleTableSlot *row, std::initializer_list<in
     });
 }
 
-IndexReader::IndexReader(Oid relid, std::initializer_list<const char *> index_columns, bool partial) {
+IndexReader::IndexReader(Oid relid, std::initializer_list<const char *> index_columns, bool partial,
+                         Snapshot snapshot)
+    : which_(snapshot) {
     pg([&] { rel_ = table_open(relid, AccessShareLock); });
     const int n = static_cast<int>(index_columns.size());
     List *indexes = pg([&] { return RelationGetIndexList(rel_); });
@@ -354,7 +356,7 @@ void IndexReader::begin(std::initializer_list<Datum> values) {
     const int nkeys = static_cast<int>(values.size());
     pg([&] {
         equality_keys(keys_, index_, values);
-        snapshot_ = RegisterSnapshot(GetLatestSnapshot());
+        snapshot_ = RegisterSnapshot(which_ == Snapshot::Latest ? GetLatestSnapshot() : GetActiveSnapshot());
         scan_ = index_beginscan(rel_, index_, snapshot_, nkeys, 0);
         index_rescan(scan_, keys_, nkeys, nullptr, 0);
     });

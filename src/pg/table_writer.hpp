@@ -106,14 +106,18 @@ private:
 };
 
 // Walks, in index order and without locking, the rows whose leading index columns equal the
-// given values, as of the latest snapshot (this transaction's writes up to the last command
-// included): an outcome's events by (customer_key, key, id), events by idempotency key, an
+// given values: an outcome's events by (customer_key, key, id), events by idempotency key, an
 // outcome by id. Call finish() when done.
 class IndexReader {
 public:
+    enum class Snapshot {
+        Latest,    // what has committed by now, and this transaction's earlier commands (writes)
+        Statement, // the calling statement's snapshot (reads that must agree with each other)
+    };
     // The table and its index over exactly `index_columns` (attribute numbers of the table,
     // looked up by name), partial or not.
-    IndexReader(Oid relid, std::initializer_list<const char *> index_columns, bool partial = false);
+    IndexReader(Oid relid, std::initializer_list<const char *> index_columns, bool partial = false,
+                Snapshot snapshot = Snapshot::Latest);
     IndexReader(const IndexReader &) = delete;
     IndexReader &operator=(const IndexReader &) = delete;
 
@@ -133,7 +137,8 @@ private:
     Relation index_ = nullptr;
     TupleTableSlot *slot_ = nullptr;
     IndexScanDesc scan_ = nullptr;
-    Snapshot snapshot_ = nullptr;
+    ::Snapshot snapshot_ = nullptr;
+    Snapshot which_;
     ScanKeyData keys_[INDEX_MAX_KEYS];
 };
 

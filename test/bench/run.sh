@@ -1,14 +1,33 @@
 #!/usr/bin/env bash
-# witn benchmarks: event ingestion against a plain INSERT (floor) and a naive PL/pgSQL trigger,
-# and settlement at scale, in one run on a throwaway cluster. See docs/performance.md.
+# witn benchmarks: event ingestion against a plain INSERT (floor), a naive PL/pgSQL trigger and
+# a plain-SQL reference writing the same rows as witn (ref), witn's peak backend memory, and
+# settlement at scale, in one run on a throwaway cluster. See docs/performance.md.
 #
-#   test/bench/run.sh            full scale (8 to 10 minutes on 2 cores)
-#   test/bench/run.sh --smoke    1/100 scale, about 30 seconds (CI)
+#   test/bench/run.sh            full scale (14 to 18 minutes on 2 cores)
+#   test/bench/run.sh --smoke    1/100 scale, under a minute (CI)
 # Options: --perf (perf profiles of witn's steps into the output directory), --keep (keep the
 # cluster's directory), --out DIR (where logs, plans and results go; default a new temp dir).
 # Exits non-zero when something fails to run or a correctness check fails (naive and witn
-# disagree, verify() finds a difference, something due is not settled); a MISSed speed target is
-# reported, not fatal.
+# disagree, verify() finds a difference, something due is not settled, the reference's outcome
+# count differs from witn's); a MISSed speed or memory target is reported, not fatal.
+#
+# Scenarios: (a) INSERT ... SELECT, 10 events per outcome; (b) the same, 10,000 per outcome;
+# (c) pgbench, one single-row INSERT per transaction; (d) COPY, 10 per outcome; (e) settlement;
+# (f) one INSERT ... SELECT opening 1,000,000 outcomes with one event each (sizes at full scale;
+# --smoke runs 1/100 of each).
+# The reference (ref) of each ingest scenario writes, with nothing evaluated, the event rows into
+# bench.floor_events and the outcome rows witn ends with (same columns, facts and attribution
+# documents of the same size, counters, settles_at, check_at, last_event_id) into
+# bench.ref_outcomes, in one statement: for (a), (b), (f)
+#   WITH e AS (INSERT INTO bench.floor_events ... SELECT ... RETURNING ...)
+#   INSERT INTO bench.ref_outcomes ... SELECT ... FROM e GROUP BY customer_key, key ON CONFLICT DO UPDATE
+# for (c) the same per single-row transaction (ref_state_one.pgbench), and for (d), which cannot
+# put COPY in a CTE, COPY into bench.floor_events followed, in the same transaction, by that
+# grouped upsert of the outcome rows from the rows just copied. Batch references run with
+# work_mem = 64MB, as witn's own upsert does.
+# Memory: peak private memory (RssAnon) of witn's backend for (a), (d), (f) at 100,000 and at
+# 1,000,000 events per statement, and for witn.settle() of 100,000 and of 1,000,000 due outcomes
+# (1/100 of those sizes with --smoke).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -20,7 +39,7 @@ while (($#)); do
         --perf) PERF=1 ;;
         --keep) KEEP=1 ;;
         --out) OUT=$2; shift ;;
-        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -29,14 +48,20 @@ done
 # ---- scale -----------------------------------------------------------------------------------
 if ((SMOKE)); then
     A_EVENTS=2000 B_EVENTS=2000 B_PER=100 B_SAMPLE=(25 100)
-    C_SECONDS=2 D_EVENTS=10000 D_NAIVE=1000 E_BIG=10000 MODE="smoke (1/100 scale)"
+    C_SECONDS=2 D_EVENTS=10000 D_NAIVE=1000 E_BIG=10000 M_SMALL=1000 M_BIG=10000 MODE="smoke (1/100 scale)"
 else
     A_EVENTS=200000 B_EVENTS=200000 B_PER=10000 B_SAMPLE=(200 800)
-    C_SECONDS=30 D_EVENTS=1000000 D_NAIVE=100000 E_BIG=1000000 MODE="full scale"
+    C_SECONDS=30 D_EVENTS=1000000 D_NAIVE=100000 E_BIG=1000000 M_SMALL=100000 M_BIG=1000000 MODE="full scale"
 fi
 # Floor and witn batch steps run REPEAT times; the fastest run counts (the machine may be shared).
 REPEAT=$((SMOKE ? 1 : 2))
 A_PER=10 D_PER=10 C_CLIENTS=8 C_THREADS=2 C_OUTCOMES=20000 B_OUTCOMES=$((B_EVENTS / B_PER))
+# The memory figures' sizes (M_SMALL and M_BIG events per statement, or due outcomes per
+# settle()) reuse steps that already have them: (d)'s COPY and (f)'s opening statement are M_BIG
+# events, settlement runs on (d)'s M_SMALL outcomes and on (f)'s M_BIG.
+if ((D_EVENTS != M_BIG || E_BIG != M_BIG || D_EVENTS / D_PER != M_SMALL)); then
+    echo "scale: the memory sizes must be (d)'s and (f)'s" >&2; exit 2
+fi
 
 [ "$(id -u)" = 0 ] || { echo "run.sh needs root: it installs packages and runs the cluster as postgres" >&2; exit 2; }
 
@@ -89,7 +114,7 @@ calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
 
 psql_q -f "$HERE/schema.sql" >/dev/null
 
-declare -A SECS CPU ROWS MEM HWM DNF
+declare -A SECS CPU ROWS MEM MEMKB HWM DNF
 MAXLOAD=0
 # The machine may be shared: note the load before each step, and measure the backend's own CPU
 # time beside the wall time.
@@ -150,7 +175,8 @@ EOF
         exit 1
     fi
     ROWS[$label]=$rows
-    MEM[$label]=$(calc "$(cat "$memf" 2>/dev/null || echo 0) / 1024" 0)
+    MEMKB[$label]=$(cat "$memf" 2>/dev/null || echo 0)
+    MEM[$label]=$(calc "${MEMKB[$label]} / 1024" 0)
     HWM[$label]=$(calc "$(awk '/^HWM/ { print $2 }' "$OUT/$label.log") / 1024" 0)
     if [ -f "$OUT/perf-$label.data" ]; then perf_summary "$OUT/perf-$label"; fi
     printf '  %-16s %10s rows %9.3f s wall %8.2f s cpu%s\n' "$label" "$rows" "${SECS[$label]}" "${CPU[$label]}" \
@@ -190,13 +216,70 @@ best() {
         reset "$2"
         step "$1" "$3" "$4"
         if [ -z "$keep" ] || awk "BEGIN { exit !(${SECS[$1]} < ${keep%% *}) }"; then
-            keep="${SECS[$1]} ${CPU[$1]} ${MEM[$1]} ${HWM[$1]}"
+            keep="${SECS[$1]} ${CPU[$1]} ${MEM[$1]} ${MEMKB[$1]} ${HWM[$1]}"
         fi
     done
-    read -r SECS[$1] CPU[$1] MEM[$1] HWM[$1] <<<"$keep"
+    read -r SECS[$1] CPU[$1] MEM[$1] MEMKB[$1] HWM[$1] <<<"$keep"
 }
 insert_from() { echo "INSERT INTO $(table_of "$1") ($COLS) SELECT $COLS FROM $2;"; }
 copy_from() { echo "COPY $(table_of "$1") ($COLS) FROM '$2' WITH (FORMAT csv);"; }
+# The reference's outcome rows, one per outcome of the events in ROWS (a CTE or a subquery with
+# their id, customer_key, key, agent_key, occurred_at): counters, settles_at and check_at from the
+# events, the contract snapshot from witn.agents, the evaluated columns and the facts and
+# attribution documents copied from witn's outcome for SCENARIO (bench.ref_docs): nothing
+# evaluated. An upsert, as any writer that does not know whether an outcome exists must do.
+ref_outcomes_from() { # SCENARIO ROWS
+    cat <<EOF
+INSERT INTO bench.ref_outcomes AS o (customer_key, key, agent_key, status, scheduled_resolution,
+    settles_at, check_at, condition, settlement_period, attribution_method, agent_version,
+    unit_price, currency, quantity, condition_holds, accepted_events, facts, attribution, last_event_id)
+SELECT g.customer_key, g.key, g.agent_key, d.status, d.scheduled_resolution,
+       g.last_at + a.settlement_period, g.last_at + a.settlement_period, a.condition,
+       a.settlement_period, a.attribution_method, a.version, 0.99, 'USD', d.quantity,
+       d.condition_holds, g.n, d.facts, d.attribution, g.last_id
+  FROM (SELECT customer_key, key, min(agent_key) AS agent_key, count(*) AS n,
+               max(occurred_at) AS last_at, max(id) AS last_id
+          FROM $2 GROUP BY customer_key, key) g
+  JOIN witn.agents a ON a.key = g.agent_key
+  JOIN bench.ref_docs d ON d.scenario = '$1'
+ON CONFLICT (customer_key, key) DO UPDATE
+   SET accepted_events = o.accepted_events + excluded.accepted_events,
+       settles_at = greatest(o.settles_at, excluded.settles_at), facts = excluded.facts,
+       attribution = excluded.attribution, last_event_id = excluded.last_event_id, updated_at = now();
+EOF
+}
+# ref_insert_from SCENARIO SOURCE: the events and their outcome rows in one statement.
+ref_insert_from() {
+    echo "SET work_mem = '64MB';"
+    echo "WITH e AS (INSERT INTO bench.floor_events ($COLS) SELECT $COLS FROM $2"
+    echo "           RETURNING id, customer_key, key, agent_key, occurred_at)"
+    ref_outcomes_from "$1" e
+}
+# ref_copy_from SCENARIO FILE: COPY, then in the same transaction the outcome rows of the rows
+# just copied (those above the highest id before the COPY).
+ref_copy_from() {
+    echo "SET work_mem = '64MB';"
+    echo "BEGIN;"
+    printf '%s\n' "SELECT coalesce(max(id), 0) AS id0 FROM bench.floor_events \gset"
+    copy_from ref "$2"
+    ref_outcomes_from "$1" "bench.floor_events WHERE id > :id0"
+    echo "COMMIT;"
+}
+declare -A WITN_N REF_CHECK
+REF_BAD=0
+# ref_check SCENARIO EXPECTED: the reference must have written EXPECTED outcome rows (witn's
+# count for the same events) whose accepted_events add up to the events it wrote.
+ref_check() {
+    local got n acc ev
+    got=$(sql "SELECT count(*) || ' ' || coalesce(sum(accepted_events), 0) || ' ' || (SELECT count(*) FROM bench.floor_events)
+                 FROM bench.ref_outcomes")
+    read -r n acc ev <<<"$got"
+    REF_CHECK[$1]="$n/$2"
+    if [ "$n" != "$2" ] || [ "$acc" != "$ev" ]; then
+        REF_BAD=1 REF_CHECK[$1]+=" MISMATCH (accepted_events $acc of $ev events)"
+    fi
+}
+witn_outcomes() { sql "SELECT count(*) FROM witn.outcomes"; }
 without_trigger() { echo "ALTER TABLE witn.events DISABLE TRIGGER events_apply; $1 ALTER TABLE witn.events ENABLE TRIGGER events_apply;"; }
 
 echo "witn benchmark, $MODE; results in $OUT"
@@ -209,10 +292,16 @@ done
 sql "CREATE TABLE bench.src_e AS SELECT * FROM bench.events($E_BIG, 1, 'e-', now() - interval '1 hour')"
 sql "COPY (SELECT * FROM bench.events($D_EVENTS, $D_PER, 'd-', now() - interval '1 hour')) TO '$CLUSTER/d.csv' WITH (FORMAT csv)"
 sql "COPY (SELECT * FROM bench.events($D_NAIVE, $D_PER, 'd-', now() - interval '1 hour')) TO '$CLUSTER/d-naive.csv' WITH (FORMAT csv)"
+# The memory steps' sources: (a) and (f) at M_SMALL and (a) at M_BIG events, (d) at M_SMALL.
+sql "CREATE TABLE bench.src_a_$M_SMALL AS SELECT * FROM bench.events($M_SMALL, $A_PER, 'm-', now() - interval '1 hour')"
+sql "CREATE TABLE bench.src_a_$M_BIG AS SELECT * FROM bench.events($M_BIG, $A_PER, 'm-', now() - interval '1 hour')"
+sql "CREATE TABLE bench.src_f_$M_SMALL AS SELECT * FROM bench.events($M_SMALL, 1, 'm-', now() - interval '1 hour')"
+sql "COPY (SELECT * FROM bench.events($M_SMALL, $D_PER, 'm-', now() - interval '1 hour')) TO '$CLUSTER/d-$M_SMALL.csv' WITH (FORMAT csv)"
 # Only the sources: an empty table that was analyzed (reltuples 0) gets seq-scan plans that
 # PL/pgSQL's plan cache keeps as the table grows (the naive trigger then slows down 7x at 20,000
 # events); a truncated, never-analyzed table is estimated at 10 pages and gets index scans.
-sql "VACUUM ANALYZE bench.src_a, bench.src_b, bench.src_e$(printf ', bench.src_b_%s' "${B_SAMPLE[@]}")" >/dev/null
+sql "VACUUM ANALYZE bench.src_a, bench.src_b, bench.src_e$(printf ', bench.src_b_%s' "${B_SAMPLE[@]}"),
+     bench.src_a_$M_SMALL, bench.src_a_$M_BIG, bench.src_f_$M_SMALL" >/dev/null
 
 # ---- (a) INSERT ... SELECT, 10 events per outcome --------------------------------------------
 echo "(a) INSERT ... SELECT of $A_EVENTS events, $A_PER per outcome"
@@ -226,6 +315,14 @@ MISMATCH=$(sql "SELECT count(*) FROM bench.naive_outcomes n FULL JOIN witn.outco
                        IS DISTINCT FROM (w.status::text, w.scheduled_resolution::text, w.condition_holds, w.accepted_events, w.settles_at, w.quantity)")
 VERIFY=$(sql "SELECT count(*) FROM witn.verify()")
 STATUSES=$(sql "SELECT string_agg(s || ' ' || n, ', ' ORDER BY s) FROM (SELECT status || coalesce('/' || scheduled_resolution, '') s, count(*) n FROM witn.outcomes GROUP BY 1) s")
+# The reference: the same events and outcome rows in plain SQL, after witn (whose outcome rows
+# give the documents it writes).
+WITN_N[a]=$(witn_outcomes)
+sql "SELECT bench.ref_sample('a')" >/dev/null
+best a.ref ref "$A_EVENTS" "$(ref_insert_from a bench.src_a)"
+ref_check a "${WITN_N[a]}"
+footprint a.ref ref
+reset ref
 reset witn
 step a.witn_notrigger "$A_EVENTS" "$(without_trigger "$(insert_from witn bench.src_a)")"
 reset witn
@@ -234,6 +331,11 @@ reset witn
 echo "(b) INSERT ... SELECT of $B_EVENTS events, $B_PER per outcome ($B_OUTCOMES outcomes)"
 best b.floor floor "$B_EVENTS" "$(insert_from floor bench.src_b)"
 best b.witn witn "$B_EVENTS" "$(insert_from witn bench.src_b)"
+WITN_N[b]=$(witn_outcomes)
+sql "SELECT bench.ref_sample('b')" >/dev/null
+best b.ref ref "$B_EVENTS" "$(ref_insert_from b bench.src_b)"
+ref_check b "${WITN_N[b]}"
+reset ref
 # The naive trigger re-reads the log on every event: quadratic in events per outcome. It runs two
 # samples (n1 and n2 = 4 n1 events per outcome, same outcomes) and extrapolates their CPU times
 # with T(n) = a n + b n^2.
@@ -294,9 +396,12 @@ pgbench_run() { # LABEL ENGINE [PGOPTIONS]
         '/^number of transactions actually processed/ { printf "%.0f", t / hz * 1e6 / $NF }' "$OUT/$1.log")
     printf '  %-16s %10s tps %8s us server CPU per transaction\n' "$1" "${TPS[$1]}" "${TXCPU[$1]}"
 }
+# The reference's outcome rows: one per outcome key among its events, counters adding up.
+distinct_keys() { sql "SELECT count(*) FROM (SELECT DISTINCT customer_key, key FROM bench.floor_events) k"; }
 for e in floor naive witn ref; do
     pgbench_run "c.$e" "$e"
     footprint "c.$e" "$e"
+    [ $e = ref ] && ref_check c "$(distinct_keys)"
     reset "$e"
 done
 HOT=""
@@ -306,6 +411,7 @@ for e in floor naive witn ref; do
     if [ "$e" = witn ]; then
         HOT=$(sql "SELECT n_tup_upd || ' updates, ' || n_tup_hot_upd || ' HOT' FROM pg_stat_user_tables WHERE relid = 'witn.outcomes'::regclass")
     fi
+    [ $e = ref ] && ref_check c_async "$(distinct_keys)"
     reset "$e"
 done
 
@@ -319,6 +425,11 @@ footprint d.naive naive
 reset naive
 best d.witn witn "$D_EVENTS" "$(copy_from witn "$CLUSTER/d.csv")"
 footprint d.witn witn
+WITN_N[d]=$(witn_outcomes)
+sql "SELECT bench.ref_sample('d')" >/dev/null
+best d.ref ref "$D_EVENTS" "$(ref_copy_from d "$CLUSTER/d.csv")"
+ref_check d "${WITN_N[d]}"
+footprint d.ref ref
 
 # ---- (e) settlement ----------------------------------------------------------------------------
 D_OUTCOMES=$((D_EVENTS / D_PER))
@@ -333,10 +444,33 @@ reset ref
 step e.settle_small "$D_OUTCOMES" "$SETTLE" $((SMOKE ? 30 : 90))
 SETTLED_SMALL=$(sql "SELECT count(*) FROM witn.outcomes WHERE resolved_at IS NOT NULL")
 reset witn
-step e.open_floor "$E_BIG" "$(insert_from floor bench.src_e)"
+
+# ---- peak memory of witn's statements at M_SMALL and M_BIG events --------------------------------
+# (d) at M_BIG is d.witn, (f) at M_BIG is f.witn below; settle() of M_SMALL and M_BIG due outcomes
+# are e.settle_small and e.settle_big.
+echo "memory: witn statements of $M_SMALL and $M_BIG events"
+step "a.witn_$M_SMALL" "$M_SMALL" "$(insert_from witn "bench.src_a_$M_SMALL")"
+reset witn
+step "a.witn_$M_BIG" "$M_BIG" "$(insert_from witn "bench.src_a_$M_BIG")"
+reset witn
+step "d.witn_$M_SMALL" "$M_SMALL" "$(copy_from witn "$CLUSTER/d-$M_SMALL.csv")"
+reset witn
+step "f.witn_$M_SMALL" "$M_SMALL" "$(insert_from witn "bench.src_f_$M_SMALL")"
+reset witn
+
+# ---- (f) one INSERT ... SELECT opening E_BIG outcomes, one event each ---------------------------
+# witn runs last among the ingest engines: its E_BIG open outcomes are (e)'s next backlog.
+echo "(f) INSERT ... SELECT of $E_BIG events, one per outcome"
+best f.floor floor "$E_BIG" "$(insert_from floor bench.src_e)"
 reset floor
-step e.open_witn "$E_BIG" "$(insert_from witn bench.src_e)"
+best f.witn witn "$E_BIG" "$(insert_from witn bench.src_e)"
+WITN_N[f]=$(witn_outcomes)
+sql "SELECT bench.ref_sample('f')" >/dev/null
+best f.ref ref "$E_BIG" "$(ref_insert_from f bench.src_e)"
+ref_check f "${WITN_N[f]}"
+reset ref
 sql "VACUUM ANALYZE witn.outcomes" >/dev/null
+echo "(e) settlement, continued"
 # Nothing due among E_BIG open outcomes: six calls in one session (the first plans the queries).
 psql_q >"$OUT/e.nothing_due.log" 2>&1 <<'EOF'
 \timing on
@@ -380,30 +514,37 @@ foot() { [ -n "${FOOT[$1]:-}" ] && echo "${FOOT[$1]}" | awk '{ printf "%s+%s", $
 echo
 echo "witn benchmark — $MODE — PostgreSQL $(sql 'SHOW server_version' | cut -d' ' -f1) on $(nproc) cores, $(free -g | awk '/^Mem/ { print $2 }') GiB; highest 1-min load average before a step: $MAXLOAD"
 echo "settings: $(echo $SETTINGS) (work_mem default 4MB)"
-echo "ratios are witn / other in events per wall second; [cpu] the same in events per backend CPU second"
+echo "ratios are the row's engine / floor, naive or ref in events per wall second; [cpu] the same in events per backend CPU second"
 echo
-FMT='%-33s %-24s %8s %8s %8s %9s %12s %12s %10s %16s\n'
-printf "$FMT" scenario engine events "wall s" "cpu s" events/s "w/floor[cpu]" "w/naive[cpu]" "MB priv/HWM" "bytes/event ev+out"
-row() { # LABEL SCENARIO ENGINE FLOOR_LABEL NAIVE_LABEL
-    local rf="" rn=""
+FMT='%-33s %-24s %8s %8s %8s %9s %12s %12s %12s %10s %16s\n'
+printf "$FMT" scenario engine events "wall s" "cpu s" events/s "/floor[cpu]" "/naive[cpu]" "/ref[cpu]" "MB priv/HWM" "bytes/event ev+out"
+row() { # LABEL SCENARIO ENGINE FLOOR_LABEL NAIVE_LABEL [REF_LABEL]
+    local rf="" rn="" rr=""
     [ -n "$4" ] && rf="$(ratio "$(eps "$1")" "$(eps "$4")")[$(ratio "$(cps "$1")" "$(cps "$4")")]"
     [ -n "$5" ] && rn="$(ratio "$(eps "$1")" "$(eps "$5")")[$(ratio "$(cps "$1")" "$(cps "$5")")]"
-    printf "$FMT" "$2" "$3" "${ROWS[$1]}" "${SECS[$1]}" "${CPU[$1]}" "$(eps "$1")" "$rf" "$rn" "${MEM[$1]}/${HWM[$1]}" "$(foot "$1")"
+    [ -n "${6:-}" ] && rr="$(ratio "$(eps "$1")" "$(eps "$6")")[$(ratio "$(cps "$1")" "$(cps "$6")")]"
+    printf "$FMT" "$2" "$3" "${ROWS[$1]}" "${SECS[$1]}" "${CPU[$1]}" "$(eps "$1")" "$rf" "$rn" "$rr" "${MEM[$1]}/${HWM[$1]}" "$(foot "$1")"
 }
+REF_ROW="ref: same rows, plain SQL"
 row a.floor "(a) INSERT..SELECT, $A_PER/outcome" floor "" ""
 row a.naive "" naive "" ""
-row a.witn "" witn a.floor a.naive
+row a.ref "" "$REF_ROW" a.floor ""
+row a.witn "" witn a.floor a.naive a.ref
 row a.witn_notrigger "" "witn.events, trigger off" a.floor ""
 row b.floor "(b) INSERT..SELECT, $B_PER/out." floor "" ""
 row "b.naive_$n1" "" "naive, sample $n1/out." "" ""
 row "b.naive_$n2" "" "naive, sample $n2/out." "" ""
 row b.naive "" "naive, extrapolated" "" ""
-row b.witn "" witn b.floor b.naive
+row b.ref "" "$REF_ROW" b.floor ""
+row b.witn "" witn b.floor b.naive b.ref
 row d.floor "(d) COPY, $D_PER/outcome" floor "" ""
 row d.naive "" "naive (capped)" "" ""
-row d.witn "" witn d.floor d.naive
-row e.open_floor "(e) INSERT..SELECT, 1/outcome" floor "" ""
-row e.open_witn "" witn e.open_floor ""
+row d.ref "" "ref: COPY + upsert, 1 txn" d.floor ""
+row d.witn "" witn d.floor d.naive d.ref
+row f.floor "(f) INSERT..SELECT, 1/outcome" floor "" ""
+row f.ref "" "$REF_ROW" f.floor ""
+row f.witn "" witn f.floor "" f.ref
+echo "  (ref: the events and, in the same statement, one upsert per outcome of its final row; nothing evaluated. (d): COPY, then the upsert from the rows just copied, one transaction)"
 echo
 FMT='%-33s %-24s %8s %10s %14s %14s %14s %18s\n'
 printf "$FMT" scenario engine tps "tps async" "cpu us/tx s/a" "w/floor s/a" "w/naive s/a" "bytes/event ev+out"
@@ -430,11 +571,25 @@ done
 echo "(e) witn / ref on the same $D_OUTCOMES-outcome backlog: $(ratio "$(eps e.settle_small)" "$(eps e.ref_settle)")x [cpu $(ratio "$(cps e.settle_small)" "$(cps e.ref_settle)")x]"
 echo "(e) witn.settle() with nothing due among $E_BIG open outcomes: ${NOTHING_MS} ms (median of 5 after a first call of ${NOTHING_FIRST} ms); due index in plan: $([ "$DUE_INDEX" -gt 0 ] && echo yes || echo NO)"
 echo
+# Peak private memory of witn's backend at M_SMALL and M_BIG (events per statement, due outcomes).
+mb() { calc "${MEMKB[$1]} / 1024" 1; }
+human() { awk -v n="$1" 'BEGIN { if (n >= 1e6 && n % 1e6 == 0) print n / 1e6 "M"; else if (n >= 1e3 && n % 1e3 == 0) print n / 1e3 "k"; else print n }'; }
+S=$(human "$M_SMALL") B=$(human "$M_BIG")
+declare -A MSMALL=([a]="a.witn_$M_SMALL" [d]="d.witn_$M_SMALL" [f]="f.witn_$M_SMALL" [e]=e.settle_small)
+declare -A MBIG=([a]="a.witn_$M_BIG" [d]=d.witn [f]=f.witn [e]=e.settle_big)
+declare -A MWHAT=([a]="INSERT..SELECT, $A_PER/outcome" [d]="COPY, $D_PER/outcome" [f]="INSERT..SELECT, 1/outcome" [e]="witn.settle(), due outcomes")
+FMT='%-52s %12s %12s %10s\n'
+printf "$FMT" "peak private memory of witn's backend, MB (RssAnon)" "$S" "$B" "$B/$S"
+for x in a d f e; do
+    printf "$FMT" "($x) ${MWHAT[$x]}" "$(mb "${MSMALL[$x]}")" "$(mb "${MBIG[$x]}")" "$(calc "${MEMKB[${MBIG[$x]}]} / (${MEMKB[${MSMALL[$x]}]} + 1)" 2)x"
+done
+echo
 echo "checks: naive vs witn outcome mismatches after (a): $MISMATCH; witn.verify() rows: $VERIFY; (a) outcomes: $STATUSES"
 echo "        settled: $SETTLED_SMALL of $D_OUTCOMES, $SETTLED_BIG of $E_BIG"
+echo "        ref outcomes / witn's: (a) ${REF_CHECK[a]}, (b) ${REF_CHECK[b]}, (d) ${REF_CHECK[d]}, (f) ${REF_CHECK[f]}; ref outcomes / outcome keys of its events: (c) ${REF_CHECK[c]}, async ${REF_CHECK[c_async]}"
 echo
 echo "targets (PASS/MISS on wall time, as specified; [cpu] for comparison on a shared machine)"
-target() { printf '  %-56s %-34s %s\n' "$1" "$2" "$([ "$3" = 1 ] && echo PASS || echo MISS)"; }
+target() { printf '  %-84s %-34s %s\n' "$1" "$2" "$([ "$3" = 1 ] && echo PASS || echo MISS)"; }
 r=$(ratio "$(eps a.witn)" "$(eps a.floor)");  target "(a) witn >= 0.5x floor events/s" "${r}x [$(ratio "$(cps a.witn)" "$(cps a.floor)")x]" "$(ge "$r" 0.5)"
 pa=$(calc "${SECS[a.witn]} / ${ROWS[a.witn]} * 1000000" 2)
 pb=$(calc "${SECS[b.witn]} / ${ROWS[b.witn]} * 1000000" 2)
@@ -451,9 +606,25 @@ for l in a d; do
     wi=$(echo "${FOOT[$l.witn]}" | awk '{ print $1 + $2 }')
     r=$(ratio "$wi" "$fl"); target "($l) storage per event <= 1.5x floor (events+outcomes)" "$wi vs $fl B: ${r}x" "$(ge 1.5 "$r")"
 done
+for x in a b c d f; do
+    if [ $x = c ]; then
+        r=$(ratio "${TPS[c.witn]}" "${TPS[c.ref]}")
+        v="${r}x (async $(ratio "${TPS[c.witn_async]}" "${TPS[c.ref_async]}")x) [$(ratio "${TXCPU[c.ref]}" "${TXCPU[c.witn]}")x]"
+    else
+        r=$(ratio "$(eps $x.witn)" "$(eps $x.ref)") v="${r}x [$(ratio "$(cps $x.witn)" "$(cps $x.ref)")x]"
+    fi
+    target "($x) witn >= 0.9x ref events/s" "$v" "$(ge "$r" 0.9)"
+done
+for x in a d f e; do
+    sm=${MEMKB[${MSMALL[$x]}]} bg=${MEMKB[${MBIG[$x]}]}
+    r=$(calc "$bg / ($sm + 1)" 2)
+    if [ $x = e ]; then what="settle() of $B due"; else what="$B-event statement"; fi
+    target "($x) peak private memory $what <= 1.2x the $S one, and < 128 MB both" "$(mb "${MBIG[$x]}") vs $(mb "${MSMALL[$x]}") MB: ${r}x" \
+        "$(awk "BEGIN { print ($bg <= 1.2 * $sm && $bg < 131072 && $sm < 131072) ? 1 : 0 }")"
+done
 } | tee "$OUT/results.txt"
 # The checks are correctness, not speed: any failure is fatal, at any scale.
-if [ "$MISMATCH" != 0 ] || [ "$VERIFY" != 0 ] || [ "$SETTLED_SMALL" != "$D_OUTCOMES" ] || [ "$SETTLED_BIG" != "$E_BIG" ]; then
-    echo "CHECKS FAILED: naive/witn mismatches $MISMATCH, verify() rows $VERIFY, settled $SETTLED_SMALL of $D_OUTCOMES and $SETTLED_BIG of $E_BIG" >&2
+if [ "$MISMATCH" != 0 ] || [ "$VERIFY" != 0 ] || [ "$SETTLED_SMALL" != "$D_OUTCOMES" ] || [ "$SETTLED_BIG" != "$E_BIG" ] || [ "$REF_BAD" != 0 ]; then
+    echo "CHECKS FAILED: naive/witn mismatches $MISMATCH, verify() rows $VERIFY, settled $SETTLED_SMALL of $D_OUTCOMES and $SETTLED_BIG of $E_BIG, ref outcomes (a) ${REF_CHECK[a]} (b) ${REF_CHECK[b]} (c) ${REF_CHECK[c]} ${REF_CHECK[c_async]} (d) ${REF_CHECK[d]} (f) ${REF_CHECK[f]}" >&2
     exit 1
 fi

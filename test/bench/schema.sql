@@ -4,7 +4,8 @@
 --           re-reads the outcome's whole log on every event and evaluates the condition leaf by
 --           leaf (what a DBA would write without witn);
 --   witn  : witn.events with the extension's CHECK constraint and statement trigger.
--- Plus reference points (ref_*: witn's writes in plain SQL) and the generator of the benchmark's events, identical for all three.
+-- Plus reference points (ref_*: witn's writes in plain SQL, see below) and the generator of the
+-- benchmark's events, identical for all engines.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
 
@@ -204,6 +205,9 @@ CREATE TRIGGER naive_apply AFTER INSERT ON bench.naive_events
 -- (same columns, defaults, indexes and fillfactor), without evaluating anything:
 --   ref state : per event, the event row plus an upsert of its outcome row (what any design that
 --               keeps every outcome's state current in the inserting transaction must write);
+--               single-row in ref_state_one.pgbench; for batches (INSERT ... SELECT, COPY) run.sh
+--               builds one statement: the events into bench.floor_events and, grouped by outcome,
+--               one upsert per outcome into bench.ref_outcomes (ref_insert_from, ref_copy_from);
 --   ref settle: per settled outcome, its update, its invoice line and its notification (payload
 --               built as witn.notification_payload builds it) and a pg_notify, in one set-based
 --               statement.
@@ -212,6 +216,31 @@ CREATE TABLE bench.ref_outcomes (LIKE witn.outcomes
     INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING INDEXES INCLUDING STORAGE INCLUDING COMPRESSION)
     WITH (fillfactor = 90);
 CREATE TABLE bench.ref_lines (LIKE witn.invoice_lines INCLUDING ALL);
+
+-- The documents and evaluated columns a batch reference writes into each outcome row, per
+-- scenario: copied by bench.ref_sample() from one of the outcomes witn wrote for the same
+-- scenario (the most common size among its first 1,000), so that the reference's rows are as
+-- wide as witn's (facts, attribution) without the reference computing them.
+CREATE TABLE bench.ref_docs (
+    scenario             text PRIMARY KEY,
+    status               witn.outcome_status NOT NULL,
+    scheduled_resolution witn.outcome_status,
+    condition_holds      boolean NOT NULL,
+    quantity             numeric NOT NULL,
+    facts                jsonb NOT NULL,
+    attribution          jsonb NOT NULL
+);
+CREATE FUNCTION bench.ref_sample(scenario text) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO bench.ref_docs
+    SELECT $1, o.status, o.scheduled_resolution, o.condition_holds, o.quantity, o.facts, o.attribution
+      FROM (SELECT * FROM witn.outcomes ORDER BY id LIMIT 1000) o
+     ORDER BY count(*) OVER (PARTITION BY pg_column_size(o.facts), pg_column_size(o.attribution)) DESC, o.id
+     LIMIT 1
+    ON CONFLICT (scenario) DO UPDATE
+       SET status = excluded.status, scheduled_resolution = excluded.scheduled_resolution,
+           condition_holds = excluded.condition_holds, quantity = excluded.quantity,
+           facts = excluded.facts, attribution = excluded.attribution
+$$;
 CREATE TABLE bench.ref_notifications (LIKE witn.notifications INCLUDING ALL);
 
 -- "ref settle": settles the due rows of bench.ref_outcomes as of as_of; returns how many.

@@ -361,3 +361,201 @@ TEST(DecimalDivide, RandomAgreesWithIntegerArithmetic) {
         EXPECT_EQ(got.to_string(), fixed_text(q, s)) << fixed_text(a, sa) << " / " << d << " @" << s;
     }
 }
+
+// ---- multiplication ----------------------------------------------------------------------
+
+namespace {
+
+std::string product(std::string_view a, std::string_view b) { return (D(a) * D(b)).to_string(); }
+
+// A decimal as the reference multiplies it, independent of Decimal: the value times 10^scale as
+// a digit string (no leading zeros, "0" for zero), its sign and its scale.
+struct Fixed {
+    bool negative = false;
+    std::string digits = "0";
+    int scale = 0;
+};
+
+std::string strip_leading_zeros(const std::string &s) {
+    std::size_t nz = s.find_first_not_of('0');
+    return nz == std::string::npos ? "0" : s.substr(nz);
+}
+
+std::string add_digit_strings(const std::string &a, const std::string &b) {
+    std::string out;
+    int carry = 0;
+    for (std::size_t i = 0; i < a.size() || i < b.size() || carry; ++i) {
+        int d = carry + (i < a.size() ? a[a.size() - 1 - i] - '0' : 0) + (i < b.size() ? b[b.size() - 1 - i] - '0' : 0);
+        out.insert(out.begin(), char('0' + d % 10));
+        carry = d / 10;
+    }
+    return strip_leading_zeros(out);
+}
+
+// a × b by Horner's rule: for each digit of b, shift the running product and add a that many times.
+std::string multiply_digit_strings(const std::string &a, const std::string &b) {
+    std::string out = "0";
+    for (char c : b) {
+        out = strip_leading_zeros(out + "0");
+        for (int k = 0; k < c - '0'; ++k) out = add_digit_strings(out, a);
+    }
+    return out;
+}
+
+Fixed multiply(const Fixed &a, const Fixed &b) {
+    Fixed p;
+    p.digits = multiply_digit_strings(a.digits, b.digits);
+    p.scale = a.scale + b.scale;
+    p.negative = p.digits != "0" && a.negative != b.negative;
+    return p;
+}
+
+// Plain notation with exactly `scale` fractional digits, as numeric prints it.
+std::string plain_text(const Fixed &f) {
+    std::string d = f.digits;
+    if (static_cast<int>(d.size()) <= f.scale) d.insert(0, static_cast<std::size_t>(f.scale) + 1 - d.size(), '0');
+    std::string out = f.negative ? "-" : "";
+    out += d.substr(0, d.size() - static_cast<std::size_t>(f.scale));
+    if (f.scale > 0) out += "." + d.substr(d.size() - static_cast<std::size_t>(f.scale));
+    return out;
+}
+
+// The same value and scale written with an exponent: digits e-scale, or d.ddd e k with as many
+// fractional digits as make the same scale.
+std::string exponent_text(const Fixed &f, std::mt19937_64 &rng) {
+    std::string sign = f.negative ? "-" : "";
+    const int len = static_cast<int>(f.digits.size());
+    if (len < 2 || rng() % 2) return sign + f.digits + "e-" + std::to_string(f.scale);
+    int frac = 1 + static_cast<int>(rng() % static_cast<unsigned>(len - 1));
+    return sign + f.digits.substr(0, static_cast<std::size_t>(len - frac)) + "." +
+           f.digits.substr(static_cast<std::size_t>(len - frac)) + "e" + std::to_string(frac - f.scale);
+}
+
+Fixed random_fixed(std::mt19937_64 &rng, int max_digits) {
+    Fixed f;
+    int len = static_cast<int>(rng() % static_cast<unsigned>(max_digits + 1));
+    std::string d;
+    for (int i = 0; i < len; ++i) d.push_back(char('0' + rng() % 10));
+    f.digits = strip_leading_zeros(d);
+    if (rng() % 8 == 0) f.digits = "0";
+    f.scale = static_cast<int>(rng() % 26);
+    f.negative = f.digits != "0" && rng() % 2;
+    return f;
+}
+
+} // namespace
+
+TEST(DecimalMultiply, KeepsTheSumOfTheScalesLikeNumeric) {
+    EXPECT_EQ(product("0.99", "1.5"), "1.485");
+    EXPECT_EQ(product("10", "1.20"), "12.00");
+    EXPECT_EQ(product("0.99", "3"), "2.97");
+    EXPECT_EQ(product("1.50", "2.0"), "3.000");
+    EXPECT_EQ(product("2.5", "4"), "10.0");
+    EXPECT_EQ(product("0.5", "0.2"), "0.10");
+    EXPECT_EQ(product("100", "100"), "10000");
+    EXPECT_EQ(product("7", "6"), "42");
+    EXPECT_TRUE((D("2.5") * D("4")).is_integer());
+    EXPECT_EQ((D("1.50") * D("2.0")).plain_length(), 4u);
+}
+
+TEST(DecimalMultiply, Signs) {
+    EXPECT_EQ(product("-2", "3"), "-6");
+    EXPECT_EQ(product("2", "-3"), "-6");
+    EXPECT_EQ(product("-2", "-3"), "6");
+    EXPECT_EQ(product("-2", "-0.5"), "1.0");
+    EXPECT_EQ(product("2", "-0.5"), "-1.0");
+    EXPECT_EQ(product("-0.001", "0.001"), "-0.000001");
+    EXPECT_TRUE((D("-2") * D("3")).is_negative());
+    EXPECT_FALSE((D("-2") * D("-3")).is_negative());
+}
+
+TEST(DecimalMultiply, ZerosKeepTheScaleAndAreNeverNegative) {
+    EXPECT_EQ(product("0", "1.5"), "0.0");
+    EXPECT_EQ(product("1.5", "0"), "0.0");
+    EXPECT_EQ(product("-0.0", "1.5"), "0.00");
+    EXPECT_EQ(product("0.00", "0.000"), "0.00000");
+    EXPECT_EQ(product("-1.5", "0"), "0.0");
+    EXPECT_EQ(product("0", "-1e-3"), "0.000");
+    EXPECT_EQ(product("0e5", "7"), "0");
+    for (const char *z : {"0", "-0", "0.00", "-0e-4"})
+        for (const char *x : {"-1.5", "1", "-1e-20", "123456789012345678901234567890"}) {
+            Decimal p = D(z) * D(x);
+            EXPECT_TRUE(p.is_zero()) << z << " x " << x;
+            EXPECT_FALSE(p.is_negative()) << z << " x " << x;
+            EXPECT_EQ(p, Decimal());
+        }
+    EXPECT_EQ((Decimal() * Decimal()).to_string(), "0");
+}
+
+TEST(DecimalMultiply, Exponents) {
+    EXPECT_EQ(product("1e3", "1e3"), "1000000");
+    EXPECT_EQ(product("1e3", "1.5"), "1500.0");
+    EXPECT_EQ(product("1.5e1", "2"), "30");
+    EXPECT_EQ(product("40e-1", "25e-1"), "10.00");
+    EXPECT_EQ(product("1e-3", "1e-3"), "0.000001");
+    EXPECT_EQ(product("1e20", "1e-20"), "1.00000000000000000000");
+    EXPECT_EQ(product("1e-20", "1e-20"), "0." + std::string(39, '0') + "1");
+    EXPECT_EQ(product("-12.50e3", "4e-2"), "-500.00");
+    // Digits are not expanded: a product of huge exponents costs nothing but its plain length,
+    // whose scale stops at numeric's 16383.
+    Decimal huge = D("1e1000000") * D("1e-1000000");
+    EXPECT_EQ(huge, D("1"));
+    EXPECT_EQ(huge.plain_length(), 1u + 16383u);
+    EXPECT_EQ((D("5e500000") * D("2e499999")).plain_length(), 1000001u);
+    EXPECT_EQ(D("5e500000") * D("2e499999"), D("1e1000000"));
+}
+
+TEST(DecimalMultiply, OperandsBeyondSixtyFourBits) {
+    EXPECT_EQ(product("9223372036854775807", "9223372036854775807"), "85070591730234615847396907784232501249");
+    EXPECT_EQ(product("18446744073709551616", "18446744073709551616"), "340282366920938463463374607431768211456");
+    EXPECT_EQ(product("99999999999999999999", "99999999999999999999"), "9999999999999999999800000000000000000001");
+    EXPECT_EQ(product("-99999999999999999999", "99999999999999999999"), "-9999999999999999999800000000000000000001");
+    EXPECT_EQ(product("12345678901234567890.12", "98765432109876543210"), "1219326311370217952249315652964448712085.20");
+    EXPECT_EQ(product("9007199254740993", "1.0"), "9007199254740993.0");
+    EXPECT_EQ(product("699.99999999999999999999", "700"), "489999.99999999999999999300");
+    // 10^200 - 1 squared: 99...9800...01 with 199 nines and 199 zeros.
+    const std::string nines(200, '9');
+    EXPECT_EQ(product(nines, nines), std::string(199, '9') + "8" + std::string(199, '0') + "1");
+}
+
+TEST(DecimalMultiply, ScaleAboveNumericsMaximumIsRoundedLikeNumeric) {
+    // PostgreSQL rounds a product whose scale would exceed NUMERIC_DSCALE_MAX (16383) to that
+    // scale; an exact scale beyond it would make numeric_in reject the amount, and an outcome
+    // with attribution 1e-16383 at a price of 0.99 could never settle.
+    // PostgreSQL: 0.99 * '1e-16383'::numeric = 1e-16383, scale 16383.
+    EXPECT_EQ(product("0.99", "1e-16383"), "0." + std::string(16382, '0') + "1");
+    EXPECT_EQ(product("1e-10000", "1e-10000"), "0." + std::string(16383, '0'));
+}
+
+TEST(DecimalMultiply, RandomAgreesWithADigitStringReference) {
+    std::mt19937_64 rng(0xD1617u);
+    for (int i = 0; i < 3000; ++i) {
+        int max_digits = i % 50 == 0 ? 120 : 30;
+        Fixed a = random_fixed(rng, max_digits), b = random_fixed(rng, max_digits);
+        std::string ta = rng() % 3 ? plain_text(a) : exponent_text(a, rng);
+        std::string tb = rng() % 3 ? plain_text(b) : exponent_text(b, rng);
+        std::string expected = plain_text(multiply(a, b));
+        Decimal da = D(ta), db = D(tb);
+        ASSERT_EQ(da.to_string(), plain_text(a)) << ta; // the operand is what the reference thinks
+        Decimal ab = da * db, ba = db * da;
+        ASSERT_EQ(ab.to_string(), expected) << ta << " x " << tb;
+        ASSERT_EQ(ba.to_string(), expected) << tb << " x " << ta; // commutative, scale included
+        ASSERT_EQ(ab, D(expected));
+        ASSERT_FALSE(ab.is_zero() && ab.is_negative());
+    }
+}
+
+TEST(DecimalMultiply, AssociativeDistributiveAndOneIsNeutral) {
+    std::vector<Decimal> v = {D("0.1"), D("-7.25"), D("1e20"), D("-1e-20"), D("3.000"), D("0"), D("-0.0"),
+                              D("99999999999999999999"), D("1"), D("-1")};
+    for (const Decimal &a : v) {
+        EXPECT_EQ((a * D("1")).to_string(), a.to_string());
+        EXPECT_EQ((a * D("-1")) + a, Decimal());
+        for (const Decimal &b : v)
+            for (const Decimal &c : v) {
+                EXPECT_EQ(((a * b) * c).to_string(), (a * (b * c)).to_string());
+                // Same value and, as scales add and take the maximum alike, the same scale.
+                EXPECT_EQ(((a + b) * c).to_string(), (a * c + b * c).to_string());
+            }
+    }
+}
