@@ -7,6 +7,7 @@
 
 #include "core/settlement.hpp"
 #include "pg/outcome_row.hpp"
+#include "pg/settings.hpp"
 #include "pg/table_writer.hpp"
 #include "pg/values.hpp"
 #include "pg/version.hpp"
@@ -107,6 +108,7 @@ WITN_FUNCTION(witn_settle_batch) {
     const NoteColumns n{notes.column("customer_key"), notes.column("outcome_id"), notes.column("kind"),
                         notes.column("payload")};
 
+    const bool each = pg_notify_mode == static_cast<int>(PgNotify::Each);
     // Settles (or re-arms) the outcome at tid, as the core decides on its locked version (which
     // may be newer than the one the index pointed to).
     std::int64_t confirmed_count = 0, failed_count = 0;
@@ -176,10 +178,10 @@ WITN_FUNCTION(witn_settle_batch) {
             put_column(note, n.outcome_id, value(o.id));
             put_column(note, n.kind, CStringGetTextDatum(kind));
             put_column(note, n.payload, JsonbPGetDatum(payload));
-            return JsonbToCString(nullptr, &payload->root, VARSIZE(payload));
+            return each ? JsonbToCString(nullptr, &payload->root, VARSIZE(payload)) : nullptr;
         });
         notes.insert(note);
-        pg([&] { Async_Notify("witn_outcomes", message); });
+        if (each) pg([&] { Async_Notify("witn_outcomes", message); });
     };
 
     MemoryContext per_outcome = pg([] {
@@ -197,6 +199,11 @@ WITN_FUNCTION(witn_settle_batch) {
         pg([&] { MemoryContextReset(per_outcome); });
     }
     outcomes.end_scan();
+    if (!each && confirmed_count + failed_count > 0) {
+        const std::string wake = "{\"type\": \"notifications\", \"count\": " +
+                                 std::to_string(confirmed_count + failed_count) + "}";
+        pg([&] { Async_Notify("witn_outcomes", wake.c_str()); });
+    }
     notes.finish();
     lines.finish();
     outcomes.finish();

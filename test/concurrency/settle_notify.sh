@@ -2,7 +2,8 @@
 # witn.settle() sends every notification with pg_notify('witn_outcomes', payload) when, and only
 # when, its transaction commits: a listening session receives exactly the rows of
 # witn.notifications, once each; a rolled-back settlement sends nothing, and neither does the
-# set-based pass that settle() abandons when one outcome cannot be settled.
+# set-based pass that settle() abandons when one outcome cannot be settled. With
+# witn.pg_notify = wake, one notification per settling transaction carries the count.
 #
 # Sessions are psql processes fed through FIFOs, so that one can hold a transaction open while
 # another polls for notifications. Needs PGHOST PGPORT PGUSER PGDATABASE (pgtap + witn installed).
@@ -138,6 +139,20 @@ sql "INSERT INTO witn.events (customer_key, key, action, agent_key) VALUES ('acm
 session_run settler "LISTEN witn_outcomes; SELECT * FROM witn.settle(now() + interval '2 hours');"
 check "the settling session, listening, receives its own notification" \
     "$(stored "WHERE outcome_id = (SELECT id FROM witn.outcomes WHERE key = 'self')")" "$(received settler)"
+
+# witn.pg_notify = wake: one wake-up per settling transaction with the count, the bodies only in
+# the outbox; and nothing for a transaction that settles nothing.
+sql "INSERT INTO witn.events (customer_key, key, action, agent_key) VALUES
+    ('acme', 'w1', 'resolved', 'support'), ('acme', 'w2', 'opened', 'support'), ('acme', 'w3', 'resolved', 'support');"
+before=$(received listener | wc -l | tr -d ' ')
+session_run settler "SET witn.pg_notify = wake; SELECT * FROM witn.settle(now() + interval '2 hours');"
+check "wake: one notification for three resolutions" "$((before + 1))" "$(received listener | wc -l | tr -d ' ')"
+check "wake: its payload is the count" '{"type": "notifications", "count": 3}' \
+    "$(received listener | grep -F '"type": "notifications"')"
+check "wake: the three bodies are in the outbox" "3" \
+    "$(sql "SELECT count(*) FROM witn.notifications n JOIN witn.outcomes o ON o.id = n.outcome_id WHERE o.key LIKE 'w_'")"
+session_run settler "SELECT * FROM witn.settle(now() + interval '2 hours'); RESET witn.pg_notify;"
+check "wake: settling nothing sends nothing" "$((before + 1))" "$(received listener | wc -l | tr -d ' ')"
 
 if ((failures)); then
     echo "settle_notify: $failures check(s) failed"
