@@ -103,3 +103,18 @@ void check_key(const char *what, const char *value, std::size_t length) {
 }
 
 } // namespace witn::pg
+
+using namespace witn::pg;
+
+// CHECK (witn.event_keys_fit(...)) on witn.events: rejects an empty or over-long key row by row,
+// before the row reaches the indexes (whose own size limit would fail with an internal-looking
+// error).
+WITN_FUNCTION(witn_event_keys_fit) {
+    static const char *const names[] = {"customer_key", "key", "action", "agent_key", "idempotency_key"};
+    for (int i = 0; i < 5; ++i) {
+        if (PG_ARGISNULL(i)) continue; // a missing required key is the NOT NULL constraint's
+        text *t = pg([&] { return PG_GETARG_TEXT_PP(i); });
+        check_key(names[i], VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+    }
+    return BoolGetDatum(true);
+}

@@ -1,5 +1,7 @@
 #include "pg/idempotency.hpp"
 
+#include "pg/statement_rows.hpp"
+
 #include "pg/table_writer.hpp"
 #include "pg/values.hpp"
 

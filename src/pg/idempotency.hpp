@@ -5,12 +5,12 @@
 
 #include "pg/postgres.hpp"
 
-#include "pg/statement_rows.hpp"
-
 #include <bitset>
 #include <string_view>
 
 namespace witn::pg {
+
+class RowSort;
 
 // Keys are serialized through a fixed set of advisory locks, a hash bucket per (customer, key):
 // the same bucket in every session for the same key, and never more than kLockBuckets locks per

@@ -7,6 +7,7 @@
 #include "core/outcome.hpp"
 #include "pg/condition_type.hpp"
 #include "pg/event_row.hpp"
+#include "pg/event_log.hpp"
 #include "pg/outcome_row.hpp"
 #include "pg/table_writer.hpp"
 #include "pg/values.hpp"
@@ -62,19 +63,9 @@ WITN_FUNCTION(witn_replay) {
     const std::string stored_quantity_text = output_text(column_value(row, c.quantity), numeric_out);
     outcomes.finish();
 
-    IndexReader events(witn_table("events"), {"customer_key", "key", "id"}, false, IndexReader::Snapshot::Statement);
-    const int id = events.column("id"), action = events.column("action"), properties = events.column("properties"),
-              occurred_at = events.column("occurred_at"), late = events.column("late"),
-              duplicate_of = events.column("duplicate_of");
+    EventLog events(customer_key, key, IndexReader::Snapshot::Statement);
     std::vector<witn::Event> log;
-    events.begin({customer_key, key});
-    while (TupleTableSlot *e = events.next()) {
-        if (DatumGetBool(column_value(e, late)) || !column_null(e, duplicate_of)) continue;
-        Jsonb *p = pg([&] { return DatumGetJsonbP(column_value(e, properties)); });
-        log.push_back(event_from_properties(text_value(column_value(e, action)), &p->root,
-                                            DatumGetTimestampTz(column_value(e, occurred_at)),
-                                            DatumGetInt64(column_value(e, id)), "properties"));
-    }
+    while (const witn::Event *e = events.next()) log.push_back(*e);
     events.finish();
 
     // Accepted events were on time when they arrived, so nothing is late in a replay.

@@ -1,14 +1,23 @@
 #include "pg/statement_rows.hpp"
 
+#include "pg/event_row.hpp"
+#include "pg/table_writer.hpp"
+
 extern "C" {
+#include "access/detoast.h"
 #include "access/tupdesc.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 #include "utils/typcache.h"
 }
+
+#include <string>
 
 namespace witn::pg {
 
@@ -118,6 +127,89 @@ void RowSort::end() {
     });
     sort_ = nullptr;
     single_ = nullptr;
+}
+
+StatementRead read_statement(TriggerData *trigger, TimestampTz now, RowSort &by_key, RowSort &by_outcome) {
+    Relation events = trigger->tg_relation;
+    const int id = column_of(events, "id"), customer_key = column_of(events, "customer_key"),
+              key = column_of(events, "key"), action = column_of(events, "action"),
+              agent_key = column_of(events, "agent_key"), properties = column_of(events, "properties"),
+              occurred_at = column_of(events, "occurred_at"), idempotency_key = column_of(events, "idempotency_key"),
+              received_at = column_of(events, "received_at"), late = column_of(events, "late"),
+              duplicate_of = column_of(events, "duplicate_of");
+    Tuplestorestate *store = trigger->tg_newtable;
+    TupleTableSlot *in = pg([&] { return MakeSingleTupleTableSlot(RelationGetDescr(events), &TTSOpsMinimalTuple); });
+    TupleTableSlot *out = pg([&] { return MakeSingleTupleTableSlot(statement_row_desc(), &TTSOpsVirtual); });
+    MemoryContext per_row = pg([] {
+        return AllocSetContextCreate(CurrentMemoryContext, "witn statement row", ALLOCSET_DEFAULT_SIZES);
+    });
+    StatementRead read;
+    pg([&] { tuplestore_rescan(store); });
+    while (pg([&] { return tuplestore_gettupleslot(store, true, false, in); })) {
+        MemoryContext outer = MemoryContextSwitchTo(per_row);
+        pg([&] { slot_getallattrs(in); });
+        ++read.rows;
+        auto text_of = [&](int attnum) { return std::string(text_bytes(in, attnum)); };
+        const TimestampTz occurred = DatumGetTimestampTz(column_value(in, occurred_at));
+        if (TIMESTAMP_NOT_FINITE(occurred))
+            throw witn::Error(witn::Code::ValidationError, "VALIDATION_ERROR: occurred_at must be a finite timestamp",
+                              "event " + text_of(key) + ": occurred_at is infinite");
+        if (DatumGetTimestampTz(column_value(in, received_at)) != now) ++read.restored;
+        const Datum raw_properties = column_value(in, properties);
+        const std::size_t size = pg([&] { return toast_raw_datum_size(raw_properties); });
+        if (size > kMaxPropertiesBytes)
+            throw witn::Error(witn::Code::PayloadTooLarge, "PAYLOAD_TOO_LARGE: properties is larger than 256 KiB",
+                              "event " + text_of(key) + ": properties has " + std::to_string(size) + " bytes",
+                              "Keep event properties under 256 KiB; store large documents elsewhere.");
+        pg([&] {
+            ExecClearTuple(out);
+            auto copy = [&](int to, int from) {
+                out->tts_isnull[to - 1] = in->tts_isnull[from - 1];
+                out->tts_values[to - 1] = in->tts_values[from - 1];
+            };
+            copy(kCustomerKey, customer_key);
+            copy(kKey, key);
+            copy(kId, id);
+            copy(kIdempotencyKey, idempotency_key);
+            copy(kAction, action);
+            copy(kAgentKey, agent_key);
+            copy(kProperties, properties);
+            copy(kOccurredAt, occurred_at);
+            copy(kGivenLate, late);
+            copy(kGivenDuplicate, duplicate_of);
+            out->tts_isnull[kDuplicateOf - 1] = true;
+            // Keys are compared as bytes from here on: never compressed or out of line.
+            for (int k : {kCustomerKey, kKey, kIdempotencyKey, kAction, kAgentKey})
+                if (!out->tts_isnull[k - 1])
+                    out->tts_values[k - 1] = PointerGetDatum(PG_DETOAST_DATUM_PACKED(out->tts_values[k - 1]));
+            ExecStoreVirtualTuple(out);
+        });
+        if (column_null(out, kIdempotencyKey)) {
+            by_outcome.put(out);
+        } else {
+            read.locks.add(text_bytes(out, kCustomerKey), text_bytes(out, kIdempotencyKey));
+            by_key.put(out);
+        }
+        MemoryContextSwitchTo(outer);
+        pg([&] { MemoryContextReset(per_row); });
+    }
+    pg([&] {
+        ExecDropSingleTupleTableSlot(in);
+        ExecDropSingleTupleTableSlot(out);
+        MemoryContextDelete(per_row);
+    });
+    return read;
+}
+
+witn::StatementEvent statement_event(TupleTableSlot *row) {
+    witn::StatementEvent e;
+    Jsonb *properties = pg([&] { return DatumGetJsonbP(column_value(row, kProperties)); });
+    e.event = event_from_properties(std::string(text_bytes(row, kAction)), &properties->root,
+                                    DatumGetTimestampTz(column_value(row, kOccurredAt)),
+                                    DatumGetInt64(column_value(row, kId)), "properties");
+    if (!column_null(row, kAgentKey)) e.agent_key = std::string(text_bytes(row, kAgentKey));
+    e.duplicate = !column_null(row, kDuplicateOf);
+    return e;
 }
 
 } // namespace witn::pg

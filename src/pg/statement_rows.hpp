@@ -7,7 +7,11 @@
 
 #include "pg/postgres.hpp"
 
+#include "core/statement_fold.hpp"
+#include "pg/idempotency.hpp"
+
 extern "C" {
+#include "commands/trigger.h"
 #include "executor/tuptable.h"
 #include "utils/tuplesort.h"
 }
@@ -72,5 +76,20 @@ private:
     TupleTableSlot *single_ = nullptr; // the only row, while there is one
     bool single_read_ = false, single_mark_ = false;
 };
+
+// What reading the transition table found.
+struct StatementRead {
+    std::int64_t rows = 0, restored = 0; // restored: rows that carry their own received_at
+    IdempotencyLocks locks;
+};
+
+// Reads the statement's rows once from the trigger's transition table, checks what needs no
+// lookup (occurred_at finite, properties at most 256 KiB), and sorts them: rows with an
+// idempotency key into by_key, the others straight into by_outcome. `now` is the transaction's
+// start (received_at of every new row).
+StatementRead read_statement(TriggerData *trigger, TimestampTz now, RowSort &by_key, RowSort &by_outcome);
+
+// A statement row as the core sees it (its properties validated).
+witn::StatementEvent statement_event(TupleTableSlot *row);
 
 } // namespace witn::pg

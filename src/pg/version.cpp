@@ -48,3 +48,18 @@ void require_schema_version(const char *schema_version) {
 }
 
 } // namespace witn::pg
+
+using namespace witn::pg;
+
+// The 0.1.0 and 0.2.0 install scripts declare witn.fold_existing, which the multi-outcome path
+// of those versions called; PostgreSQL checks that the symbol exists when the function is
+// created (installing an old version to upgrade from it), so it stays, and says what to do.
+WITN_FUNCTION(witn_fold_existing) {
+    (void)fcinfo;
+    pg([] {
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("witn.fold_existing was removed in witn 0.3.0"),
+                        errhint("Run ALTER EXTENSION witn UPDATE in this database.")));
+    });
+    return Datum(0);
+}

@@ -1,0 +1,49 @@
+#include "pg/event_log.hpp"
+
+#include "pg/event_row.hpp"
+#include "pg/values.hpp"
+
+extern "C" {
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+}
+
+#include <algorithm>
+
+namespace witn::pg {
+
+EventLog::EventLog(Datum customer_key, Datum key, IndexReader::Snapshot snapshot,
+                   const std::vector<std::int64_t> *skip)
+    : customer_key_(customer_key), key_(key), snapshot_(snapshot), skip_(skip) {}
+
+const witn::Event *EventLog::next() {
+    if (!reader_) {
+        reader_ = std::make_unique<IndexReader>(witn_table("events"),
+                                                std::initializer_list<const char *>{"customer_key", "key", "id"},
+                                                false, snapshot_);
+        id_ = reader_->column("id");
+        action_ = reader_->column("action");
+        properties_ = reader_->column("properties");
+        occurred_at_ = reader_->column("occurred_at");
+        late_ = reader_->column("late");
+        duplicate_ = reader_->column("duplicate_of");
+        reader_->begin({customer_key_, key_});
+    }
+    while (TupleTableSlot *e = reader_->next()) {
+        const std::int64_t id = DatumGetInt64(column_value(e, id_));
+        if (DatumGetBool(column_value(e, late_)) || !column_null(e, duplicate_)) continue;
+        if (skip_ && std::find(skip_->begin(), skip_->end(), id) != skip_->end()) continue;
+        Jsonb *properties = pg([&] { return DatumGetJsonbP(column_value(e, properties_)); });
+        event_ = event_from_properties(text_value(column_value(e, action_)), &properties->root,
+                                       DatumGetTimestampTz(column_value(e, occurred_at_)), id, "properties");
+        return &event_;
+    }
+    return nullptr;
+}
+
+void EventLog::finish() {
+    if (reader_) reader_->finish();
+    reader_.reset();
+}
+
+} // namespace witn::pg

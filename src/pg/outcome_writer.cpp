@@ -1,0 +1,194 @@
+#include "pg/outcome_writer.hpp"
+
+#include "core/statement_fold.hpp"
+#include "pg/contract_terms.hpp"
+#include "pg/event_log.hpp"
+#include "pg/outcome_row.hpp"
+#include "pg/table_writer.hpp"
+#include "pg/values.hpp"
+
+extern "C" {
+#include "utils/memutils.h"
+}
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace witn::pg {
+
+namespace {
+
+// Walks the statement's rows by outcome and writes each outcome once.
+class OutcomeWriter {
+public:
+    OutcomeWriter(RowSort &rows, TimestampTz now) : rows_(rows), now_(now), statement_memory_(CurrentMemoryContext) {
+        open_writers();
+        row_ = pg([] { return MakeSingleTupleTableSlot(statement_row_desc(), &TTSOpsMinimalTuple); });
+        first_ = pg([] { return MakeSingleTupleTableSlot(statement_row_desc(), &TTSOpsMinimalTuple); });
+        per_outcome_ = pg([] {
+            return AllocSetContextCreate(CurrentMemoryContext, "witn outcome", ALLOCSET_DEFAULT_SIZES);
+        });
+    }
+
+    void run() {
+        bool have = rows_.next(row_);
+        while (have) {
+            MemoryContext outer = MemoryContextSwitchTo(per_outcome_);
+            pg([&] {
+                ExecCopySlot(first_, row_);
+                slot_getallattrs(first_);
+            });
+            rows_.mark();
+            if (!apply(false, have)) {
+                // A concurrent transaction opened the outcome first; ours applies on top of its
+                // row (under REPEATABLE READ or SERIALIZABLE, whose snapshot cannot see that row,
+                // find_locked asks the client to retry, as PostgreSQL does for any such
+                // conflict). What this statement wrote so far becomes visible first.
+                close_writers();
+                open_writers();
+                rows_.restore();
+                if (!apply(true, have)) {
+                    const std::string customer(text_bytes(first_, kCustomerKey)), key(text_bytes(first_, kKey));
+                    pg([&] {
+                        ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+                                        errmsg("could not serialize access due to a concurrently opened outcome"),
+                                        errdetail("customer %s, key %s", customer.c_str(), key.c_str()),
+                                        errhint("Retry the transaction.")));
+                    });
+                }
+            }
+            MemoryContextSwitchTo(outer);
+            pg([&] { MemoryContextReset(per_outcome_); });
+        }
+    }
+
+    void finish() {
+        close_writers();
+        pg([&] {
+            ExecDropSingleTupleTableSlot(row_);
+            ExecDropSingleTupleTableSlot(first_);
+            MemoryContextDelete(per_outcome_);
+        });
+    }
+
+private:
+    // Writers live for the statement (or until a retry), not in an outcome's memory.
+    void open_writers() {
+        InContext in(statement_memory_);
+        outcomes_ = std::make_unique<TableWriter>(witn_table("outcomes"));
+        columns_.emplace(*outcomes_);
+    }
+    void close_writers() {
+        if (events_) events_->finish();
+        events_.reset();
+        outcomes_->finish();
+        outcomes_.reset();
+    }
+
+    // Writes an event's disposition where it differs from the row (as inserted, or as written
+    // by a first attempt when `recheck`).
+    void record(TupleTableSlot *row, witn::Disposition d, bool recheck) {
+        const bool late = d == witn::Disposition::Late;
+        const bool duplicate = d == witn::Disposition::Duplicate;
+        const bool given_late = DatumGetBool(column_value(row, kGivenLate));
+        const bool given_duplicate = !column_null(row, kGivenDuplicate);
+        const bool same_original = duplicate == given_duplicate &&
+                                   (!duplicate || DatumGetInt64(column_value(row, kGivenDuplicate)) ==
+                                                      DatumGetInt64(column_value(row, kDuplicateOf)));
+        if (!recheck && late == given_late && same_original) return;
+        if (!events_) {
+            InContext in(statement_memory_);
+            events_ = std::make_unique<TableWriter>(witn_table("events"), false);
+            events_customer_ = events_->column("customer_key");
+            events_id_ = events_->column("id");
+            events_late_ = events_->column("late");
+            events_duplicate_ = events_->column("duplicate_of");
+        }
+        TupleTableSlot *stored = events_->find_locked({events_customer_, events_id_},
+                                                      {column_value(row, kCustomerKey), column_value(row, kId)});
+        if (!stored) throw std::runtime_error("witn: an event of this statement is missing from witn.events");
+        const bool stored_late = DatumGetBool(column_value(stored, events_late_));
+        const bool stored_duplicate = !column_null(stored, events_duplicate_);
+        if (recheck && stored_late == late && stored_duplicate == duplicate &&
+            (!duplicate || DatumGetInt64(column_value(stored, events_duplicate_)) ==
+                               DatumGetInt64(column_value(row, kDuplicateOf))))
+            return;
+        TupleTableSlot *next = events_->new_row_from(stored);
+        put_column(next, events_late_, BoolGetDatum(late));
+        put_column(next, events_duplicate_, duplicate ? column_value(row, kDuplicateOf) : Datum(0), !duplicate);
+        events_->update(stored, next);
+    }
+
+    // Applies one outcome's rows, from first_ on; `have` tells whether a row follows (in row_).
+    // False when the outcome turned out to be opened concurrently (nothing of it written).
+    bool apply(bool retry, bool &have) {
+        const Datum customer = column_value(first_, kCustomerKey), key = column_value(first_, kKey);
+        const std::string customer_text(text_bytes(first_, kCustomerKey)), key_text(text_bytes(first_, kKey));
+        const OutcomeRow &c = *columns_;
+        TupleTableSlot *locked = outcomes_->find_locked({c.customer_key, c.key}, {customer, key});
+        if (retry && !locked) return false;
+        std::optional<witn::StoredOutcome> stored;
+        if (locked) stored = c.stored(locked);
+        const Terms *terms = nullptr;
+        skip_.clear();
+        EventLog history(customer, key, IndexReader::Snapshot::Latest, &skip_);
+        witn::StatementFold fold(
+            customer_text, key_text, std::move(stored), now_,
+            [&](const std::string &agent) {
+                terms = &terms_.get(customer_text, agent);
+                return terms->contract;
+            },
+            history);
+        TupleTableSlot *r = first_;
+        // Until the first event that is not a duplicate, the rows seen are duplicates the table
+        // does not mark yet, which a replay must leave out; after it, the core skips the rest
+        // (or, the first being late, there is no replay).
+        bool leading = true;
+        for (;;) {
+            const witn::Disposition d = fold.add(statement_event(r));
+            if (d != witn::Disposition::Duplicate) leading = false;
+            else if (leading) skip_.push_back(DatumGetInt64(column_value(r, kId)));
+            record(r, d, retry);
+            if (!(have = rows_.next(row_))) break;
+            pg([&] { slot_getallattrs(row_); });
+            if (text_bytes(row_, kCustomerKey) != customer_text || text_bytes(row_, kKey) != key_text) break;
+            r = row_;
+        }
+        fold.finish();
+        history.finish();
+        if (locked) {
+            TupleTableSlot *next = outcomes_->new_row_from(locked);
+            c.put_updated_at(next, now_);
+            c.put_state(next, fold);
+            outcomes_->update(locked, next);
+            return true;
+        }
+        TupleTableSlot *row = outcomes_->new_row();
+        c.put_state(row, fold);
+        c.put_opening(row, customer, key, *terms, fold.state().settles_at);
+        return outcomes_->insert_if_absent(row, {c.customer_key, c.key});
+    }
+
+    RowSort &rows_;
+    TimestampTz now_;
+    MemoryContext statement_memory_;
+    std::unique_ptr<TableWriter> outcomes_, events_;
+    std::optional<OutcomeRow> columns_;
+    int events_customer_ = 0, events_id_ = 0, events_late_ = 0, events_duplicate_ = 0;
+    TermsCache terms_;
+    TupleTableSlot *row_ = nullptr, *first_ = nullptr;
+    MemoryContext per_outcome_ = nullptr;
+    std::vector<std::int64_t> skip_;
+};
+
+} // namespace
+
+void apply_to_outcomes(RowSort &by_outcome, TimestampTz now) {
+    OutcomeWriter writer(by_outcome, now);
+    writer.run();
+    writer.finish();
+}
+
+} // namespace witn::pg
