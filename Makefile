@@ -32,8 +32,16 @@ include $(PGXS)
 # Header dependencies, so that changing a header rebuilds what includes it.
 -include $(OBJS:.o=.d)
 
-sql/witn--$(EXTVERSION).sql: $(INSTALL_PARTS)
-	cat $^ > $@
+# The attribution methods are listed once, in the core (src/core/attribution.hpp); the install
+# script's agents check and its message get them from there.
+ATTRIBUTION_METHODS = $(shell grep -o 'AttributionMethod::[A-Za-z]*, "[a-z]*"' src/core/attribution.hpp | sed 's/.*"\([a-z]*\)"/\1/')
+empty :=
+space := $(empty) $(empty)
+comma := ,
+sql/witn--$(EXTVERSION).sql: $(INSTALL_PARTS) src/core/attribution.hpp
+	@test -n "$(ATTRIBUTION_METHODS)" || { echo "no attribution methods found in src/core/attribution.hpp"; exit 1; }
+	cat $(INSTALL_PARTS) | sed -e "s/@ATTRIBUTION_METHODS_SQL@/$(subst $(space),$(comma) ,$(patsubst %,'%',$(ATTRIBUTION_METHODS)))/g" \
+	    -e "s/@ATTRIBUTION_METHODS_TEXT@/$(subst $(space),$(comma) ,$(ATTRIBUTION_METHODS))/g" > $@
 
 # ---- core tests, independent of PostgreSQL --------------------------------------------------
 UNIT_CXX   ?= g++

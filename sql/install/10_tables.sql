@@ -37,12 +37,6 @@ CREATE TABLE @extschema@.customers (
 COMMENT ON TABLE @extschema@.customers IS
     'The companies or people you bill, by a key you choose. rate_card_key decides their prices.';
 
--- The attribution methods the library knows (CONTRACT §13): one list, kept in the core.
-CREATE FUNCTION @extschema@.attribution_methods() RETURNS text[]
-    AS 'MODULE_PATHNAME', 'witn_attribution_methods' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION @extschema@.attribution_methods() IS
-    'The names an agent''s attribution_method may take: last, first, sum, max, min, average.';
-
 CREATE TABLE @extschema@.agents (
     key                text PRIMARY KEY CHECK (length(key) BETWEEN 1 AND 255),
     name               text,
@@ -52,7 +46,8 @@ CREATE TABLE @extschema@.agents (
         CHECK (settlement_period > interval '0' AND settlement_period <= interval '180 days'),
     attribution_method text NOT NULL DEFAULT 'last'
         CONSTRAINT agents_attribution_method_known
-        CHECK (attribution_method = ANY (@extschema@.attribution_methods())),
+        -- The list is the core's (src/core/attribution.hpp), filled in by the build.
+        CHECK (attribution_method IN (@ATTRIBUTION_METHODS_SQL@)),
     version            integer NOT NULL DEFAULT 1,
     created_at         timestamptz NOT NULL DEFAULT now(),
     updated_at         timestamptz NOT NULL DEFAULT now()
@@ -104,10 +99,9 @@ BEGIN
             HINT = 'Use an interval such as ''72 hours''.';
     END IF;
     IF NEW.attribution_method IS NULL
-       OR NOT NEW.attribution_method = ANY (@extschema@.attribution_methods()) THEN
+       OR NEW.attribution_method NOT IN (@ATTRIBUTION_METHODS_SQL@) THEN
         RAISE EXCEPTION USING ERRCODE = 'WT001',
-            MESSAGE = 'VALIDATION_ERROR: attribution_method must be one of '
-                      || array_to_string(@extschema@.attribution_methods(), ', '),
+            MESSAGE = 'VALIDATION_ERROR: attribution_method must be one of @ATTRIBUTION_METHODS_TEXT@',
             DETAIL = format('agent %s: attribution_method = %s', NEW.key, NEW.attribution_method);
     END IF;
     IF TG_OP = 'UPDATE' THEN

@@ -66,8 +66,6 @@ GRANT INSERT (key, name, rate_card_key), UPDATE (name, rate_card_key), DELETE
 GRANT INSERT (key, name, condition, settlement_period, attribution_method),
       UPDATE (name, condition, settlement_period, attribution_method), DELETE
     ON @extschema@.agents TO witn_admin;
--- The agents' attribution_method check calls it with the writing role's rights.
-GRANT EXECUTE ON FUNCTION @extschema@.attribution_methods() TO witn_admin;
 GRANT INSERT (key, name, currency), UPDATE (name, currency), DELETE
     ON @extschema@.rate_cards TO witn_admin;
 GRANT INSERT (rate_card_key, agent_key, price_per_unit), UPDATE (price_per_unit), DELETE

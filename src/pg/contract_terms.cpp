@@ -5,15 +5,12 @@
 #include "pg/values.hpp"
 
 extern "C" {
-#include "catalog/pg_type.h"
-#include "utils/array.h"
 #include "utils/fmgrprotos.h"
 #include "utils/timestamp.h"
 }
 
 #include <optional>
 #include <stdexcept>
-#include <vector>
 
 namespace witn::pg {
 
@@ -90,16 +87,3 @@ const Terms &TermsCache::get(const std::string &customer_key, const std::string 
 
 } // namespace witn::pg
 
-using namespace witn::pg;
-
-// witn.attribution_methods(): the names the core knows, for the agents' CHECK constraint and
-// their validation message.
-WITN_FUNCTION(witn_attribution_methods) {
-    (void)fcinfo;
-    std::vector<Datum> names;
-    for (const witn::AttributionMethodName &m : witn::kAttributionMethods) names.push_back(text_datum(m.name));
-    return pg([&] {
-        return PointerGetDatum(construct_array(names.data(), static_cast<int>(names.size()), TEXTOID, -1, false,
-                                               TYPALIGN_INT));
-    });
-}
