@@ -22,7 +22,9 @@ extern "C" {
 #include "utils/syscache.h"
 }
 
+#include <cstdint>
 #include <cstring>
+#include <unordered_map>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -55,9 +57,22 @@ TableWriter::TableWriter(Oid relid, bool new_command) {
 }
 
 int column_of(TupleDesc d, const char *table, const char *name) {
+    // Every statement looks up the same columns: remember where each was (by the table's row
+    // type and the name's address, a literal) and check that it is still there.
+    static std::unordered_map<std::uint64_t, int> seen;
+    const std::uint64_t key = (static_cast<std::uint64_t>(d->tdtypeid) << 32) ^ reinterpret_cast<std::uintptr_t>(name);
+    auto it = seen.find(key);
+    if (it != seen.end() && it->second <= d->natts) {
+        Form_pg_attribute a = TupleDescAttr(d, it->second - 1);
+        if (!a->attisdropped && std::strcmp(NameStr(a->attname), name) == 0) return it->second;
+    }
     for (int i = 0; i < d->natts; ++i) {
         Form_pg_attribute a = TupleDescAttr(d, i);
-        if (!a->attisdropped && std::strcmp(NameStr(a->attname), name) == 0) return i + 1;
+        if (!a->attisdropped && std::strcmp(NameStr(a->attname), name) == 0) {
+            if (seen.size() > 4096) seen.clear();
+            seen[key] = i + 1;
+            return i + 1;
+        }
     }
     throw std::runtime_error(std::string("witn: ") + table + " has no column " + name +
                              " (is the extension's SQL up to date? ALTER EXTENSION witn UPDATE)");
