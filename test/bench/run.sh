@@ -23,8 +23,8 @@
 #   INSERT INTO bench.ref_outcomes ... SELECT ... FROM e GROUP BY customer_key, key ON CONFLICT DO UPDATE
 # for (c) the same per single-row transaction (ref_state_one.pgbench), and for (d), which cannot
 # put COPY in a CTE, COPY into bench.floor_events followed, in the same transaction, by that
-# grouped upsert of the outcome rows from the rows just copied. Batch references run with
-# work_mem = 64MB, as witn's own upsert does.
+# grouped upsert of the outcome rows from the rows just copied. Like witn, whose statement
+# trigger sorts within work_mem, the references run with the server's work_mem (4MB).
 # Memory: peak private memory (RssAnon) of witn's backend for (a), (d), (f) at 100,000 and at
 # 1,000,000 events per statement, and for witn.settle() of 100,000 and of 1,000,000 due outcomes
 # (1/100 of those sizes with --smoke).
@@ -250,7 +250,6 @@ EOF
 }
 # ref_insert_from SCENARIO SOURCE: the events and their outcome rows in one statement.
 ref_insert_from() {
-    echo "SET work_mem = '64MB';"
     echo "WITH e AS (INSERT INTO bench.floor_events ($COLS) SELECT $COLS FROM $2"
     echo "           RETURNING id, customer_key, key, agent_key, occurred_at)"
     ref_outcomes_from "$1" e
@@ -258,7 +257,6 @@ ref_insert_from() {
 # ref_copy_from SCENARIO FILE: COPY, then in the same transaction the outcome rows of the rows
 # just copied (those above the highest id before the COPY).
 ref_copy_from() {
-    echo "SET work_mem = '64MB';"
     echo "BEGIN;"
     printf '%s\n' "SELECT coalesce(max(id), 0) AS id0 FROM bench.floor_events \gset"
     copy_from ref "$2"
