@@ -19,7 +19,7 @@ namespace {
 constexpr std::size_t kMaxCachedTerms = 64;
 
 Terms load_terms(const std::string &customer_key, const std::string &agent_key) {
-    KeyReader customers(witn_table("customers"));
+    IndexReader customers(witn_table("customers"), {"key"}, false, IndexReader::Snapshot::Transaction);
     TupleTableSlot *customer = customers.find({text_datum(customer_key)});
     if (!customer)
         throw witn::Error(witn::Code::CustomerNotFound, "CUSTOMER_NOT_FOUND: no customer " + customer_key,
@@ -30,7 +30,7 @@ Terms load_terms(const std::string &customer_key, const std::string &agent_key) 
     if (!column_null(customer, card_column)) card = text_value(column_value(customer, card_column));
     customers.finish();
 
-    KeyReader agents(witn_table("agents"));
+    IndexReader agents(witn_table("agents"), {"key"}, false, IndexReader::Snapshot::Transaction);
     TupleTableSlot *agent = agents.find({text_datum(agent_key)});
     if (!agent)
         throw witn::Error(witn::Code::AgentNotFound, "AGENT_NOT_FOUND: no agent " + agent_key,
@@ -52,7 +52,8 @@ Terms load_terms(const std::string &customer_key, const std::string &agent_key) 
 
     bool priced = false;
     if (card) {
-        KeyReader prices(witn_table("rate_card_prices"));
+        IndexReader prices(witn_table("rate_card_prices"), {"rate_card_key", "agent_key"}, false,
+                           IndexReader::Snapshot::Transaction);
         TupleTableSlot *p = prices.find({text_datum(*card), text_datum(agent_key)});
         if (p) {
             t.unit_price = OwnedDatum::varlena(column_value(p, prices.column("price_per_unit")));
@@ -67,7 +68,7 @@ Terms load_terms(const std::string &customer_key, const std::string &agent_key) 
                                : "customer " + customer_key + " has no rate card",
                           "Assign the customer a rate card with a price for this agent "
                           "(witn.customers.rate_card_key, witn.rate_card_prices).");
-    KeyReader cards(witn_table("rate_cards"));
+    IndexReader cards(witn_table("rate_cards"), {"key"}, false, IndexReader::Snapshot::Transaction);
     TupleTableSlot *rc = cards.find({text_datum(*card)});
     if (!rc) throw std::runtime_error("witn: rate card " + *card + " is missing"); // a foreign key keeps it
     t.currency = OwnedDatum::varlena(column_value(rc, cards.column("currency")));

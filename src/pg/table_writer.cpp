@@ -371,7 +371,9 @@ void IndexReader::begin(std::initializer_list<Datum> values) {
     const int nkeys = static_cast<int>(values.size());
     pg([&] {
         equality_keys(keys_, index_, values);
-        snapshot_ = RegisterSnapshot(which_ == Snapshot::Latest ? GetLatestSnapshot() : GetActiveSnapshot());
+        snapshot_ = RegisterSnapshot(which_ == Snapshot::Latest      ? GetLatestSnapshot()
+                                     : which_ == Snapshot::Statement ? GetActiveSnapshot()
+                                                                     : GetTransactionSnapshot());
         scan_ = index_beginscan(rel_, index_, snapshot_, nkeys, 0);
         index_rescan(scan_, keys_, nkeys, nullptr, 0);
     });
@@ -383,6 +385,11 @@ TupleTableSlot *IndexReader::next() {
         slot_getallattrs(slot_);
         return slot_;
     });
+}
+
+TupleTableSlot *IndexReader::find(std::initializer_list<Datum> values) {
+    begin(values);
+    return next();
 }
 
 void IndexReader::end_walk() {
@@ -397,46 +404,6 @@ void IndexReader::end_walk() {
 
 void IndexReader::finish() {
     end_walk();
-    pg([&] {
-        ExecDropSingleTupleTableSlot(slot_);
-        index_close(index_, NoLock);
-        table_close(rel_, NoLock);
-    });
-    rel_ = index_ = nullptr;
-    slot_ = nullptr;
-}
-
-KeyReader::KeyReader(Oid relid) {
-    pg([&] {
-        rel_ = table_open(relid, AccessShareLock);
-        Oid pk = RelationGetPrimaryKeyIndex(rel_);
-        if (!OidIsValid(pk)) elog(ERROR, "witn: %s has no primary key", RelationGetRelationName(rel_));
-        index_ = index_open(pk, AccessShareLock);
-        slot_ = table_slot_create(rel_, nullptr);
-    });
-}
-
-int KeyReader::column(const char *name) const { return column_of(rel_, name); }
-
-TupleTableSlot *KeyReader::find(std::initializer_list<Datum> key_values) {
-    const int nkeys = static_cast<int>(key_values.size());
-    if (nkeys != IndexRelationGetNumberOfKeyAttributes(index_))
-        throw std::runtime_error("witn: a primary key lookup needs every key column");
-    ScanKeyData keys[INDEX_MAX_KEYS];
-    return pg([&]() -> TupleTableSlot * {
-        equality_keys(keys, index_, key_values);
-        Snapshot snapshot = RegisterSnapshot(GetTransactionSnapshot());
-        IndexScanDesc scan = index_beginscan(rel_, index_, snapshot, nkeys, 0);
-        index_rescan(scan, keys, nkeys, nullptr, 0);
-        bool found = index_getnext_slot(scan, ForwardScanDirection, slot_);
-        if (found) slot_getallattrs(slot_);
-        index_endscan(scan);
-        UnregisterSnapshot(snapshot);
-        return found ? slot_ : nullptr;
-    });
-}
-
-void KeyReader::finish() {
     pg([&] {
         ExecDropSingleTupleTableSlot(slot_);
         index_close(index_, NoLock);

@@ -111,8 +111,10 @@ private:
 class IndexReader {
 public:
     enum class Snapshot {
-        Latest,    // what has committed by now, and this transaction's earlier commands (writes)
-        Statement, // the calling statement's snapshot (reads that must agree with each other)
+        Latest,      // what has committed by now, and this transaction's earlier commands (writes)
+        Statement,   // the calling statement's snapshot (reads that must agree with each other)
+        Transaction, // a new one under READ COMMITTED, the transaction's under REPEATABLE READ
+                     // (the lookup tables a new outcome's terms come from, as a query reads them)
     };
     // The table and its index over exactly `index_columns` (attribute numbers of the table,
     // looked up by name), partial or not.
@@ -127,6 +129,8 @@ public:
     void begin(std::initializer_list<Datum> values);
     // The next row (deformed, valid until the next call), or nullptr at the end.
     TupleTableSlot *next();
+    // The first row whose leading index columns equal `values` (a key lookup), or nullptr.
+    TupleTableSlot *find(std::initializer_list<Datum> values);
     // Ends the walk (begin() does too); call it before freeing the memory begin() ran in.
     void end_walk();
     void finish();
@@ -142,25 +146,6 @@ private:
     ScanKeyData keys_[INDEX_MAX_KEYS];
 };
 
-// Reads rows of a table by its primary key, as of a new snapshot, without locking them: for
-// the small lookup tables (customers, agents, rate cards, prices). Call finish() when done.
-class KeyReader {
-public:
-    explicit KeyReader(Oid relid);
-    KeyReader(const KeyReader &) = delete;
-    KeyReader &operator=(const KeyReader &) = delete;
-
-    int column(const char *name) const;
-    // The row whose primary key is `key_values` (deformed, valid until the next find or
-    // finish), or nullptr.
-    TupleTableSlot *find(std::initializer_list<Datum> key_values);
-    void finish();
-
-private:
-    Relation rel_ = nullptr;
-    Relation index_ = nullptr;
-    TupleTableSlot *slot_ = nullptr;
-};
 
 // The attribute number of a table's column (1-based); throws when there is none.
 int column_of(Relation rel, const char *name);

@@ -12,11 +12,7 @@ constexpr std::int64_t kPeriod = 72 * kHour;
 
 Contract contract(std::string_view condition, std::int64_t period = kPeriod,
                   AttributionMethod method = AttributionMethod::Last) {
-    Contract c;
-    c.condition = parse_condition(condition);
-    c.settlement_period = period;
-    c.attribution_method = method;
-    return c;
+    return contract_of(condition, period, method);
 }
 
 Event at(std::string action, std::int64_t occurred_at, std::int64_t seq, Scalar value = absent()) {

@@ -24,11 +24,7 @@ const char *kVAtLeast4 = R"([{"fact":"v","operator":"gte","value":4}])";
 
 Contract contract(std::string_view condition, std::int64_t period = kPeriod,
                   AttributionMethod method = AttributionMethod::Last) {
-    Contract c;
-    c.condition = parse_condition(condition);
-    c.settlement_period = period;
-    c.attribution_method = method;
-    return c;
+    return contract_of(condition, period, method);
 }
 
 StatementEvent se(std::int64_t seq, std::optional<std::string> agent, std::string action = "a",

@@ -68,6 +68,15 @@ inline Event ev(std::string action, Scalar value = absent(), std::int64_t occurr
 
 constexpr std::int64_t kHour = kMicrosPerHour;
 
+inline Contract contract_of(std::string_view condition, std::int64_t period,
+                            AttributionMethod method = AttributionMethod::Last) {
+    Contract c;
+    c.condition = parse_condition(condition);
+    c.settlement_period = period;
+    c.attribution_method = method;
+    return c;
+}
+
 // What f throws, as "CODE|message|detail"; "no error" when it returns normally. Any exception
 // that is not a witn::Error propagates and fails the test.
 struct Thrown {
