@@ -88,19 +88,32 @@ Oid witn_table(const char *name) {
     return pg([&] { return get_relname_relid(name, get_namespace_oid("witn", false)); });
 }
 
-Relation TableWriter::index_on(std::initializer_list<int> columns, bool partial) const {
-    const int n = static_cast<int>(columns.size());
-    for (int i = 0; i < info_->ri_NumIndices; ++i) {
-        IndexInfo *ii = info_->ri_IndexRelationInfo[i];
-        if ((ii->ii_Predicate != NIL) != partial || ii->ii_Expressions != NIL || ii->ii_NumIndexKeyAttrs != n)
-            continue;
-        bool same = true;
-        int k = 0;
-        for (int attnum : columns) same = same && ii->ii_IndexAttrNumbers[k++] == attnum;
-        if (same) return info_->ri_IndexRelationDescs[i];
-    }
-    throw std::runtime_error(std::string("witn: ") + RelationGetRelationName(rel_) +
+namespace {
+
+// Whether an index's key is exactly the columns `attnums` (of its table), in that order, with no
+// expressions, and partial or not.
+bool index_is_on(Relation index, const int *attnums, int n, bool partial) {
+    const Form_pg_index form = index->rd_index;
+    if (form->indnkeyatts != n || !heap_attisnull(index->rd_indextuple, Anum_pg_index_indexprs, nullptr) ||
+        heap_attisnull(index->rd_indextuple, Anum_pg_index_indpred, nullptr) == partial)
+        return false;
+    for (int k = 0; k < n; ++k)
+        if (form->indkey.values[k] != attnums[k]) return false;
+    return true;
+}
+
+[[noreturn]] void no_index(Relation rel) {
+    throw std::runtime_error(std::string("witn: ") + RelationGetRelationName(rel) +
                              " has no index for the lookup (is the extension's SQL up to date? ALTER EXTENSION witn UPDATE)");
+}
+
+} // namespace
+
+Relation TableWriter::index_on(std::initializer_list<int> columns, bool partial) const {
+    for (int i = 0; i < info_->ri_NumIndices; ++i)
+        if (index_is_on(info_->ri_IndexRelationDescs[i], columns.begin(), static_cast<int>(columns.size()), partial))
+            return info_->ri_IndexRelationDescs[i];
+    no_index(rel_);
 }
 
 namespace {
@@ -341,26 +354,21 @@ IndexReader::IndexReader(Oid relid, std::initializer_list<const char *> index_co
                          Snapshot snapshot)
     : which_(snapshot) {
     pg([&] { rel_ = table_open(relid, AccessShareLock); });
+    int attnums[INDEX_MAX_KEYS];
     const int n = static_cast<int>(index_columns.size());
+    int k = 0;
+    for (const char *name : index_columns) attnums[k++] = column_of(rel_, name);
     List *indexes = pg([&] { return RelationGetIndexList(rel_); });
     ListCell *lc;
     foreach (lc, indexes) {
-        Oid index_oid = lfirst_oid(lc);
-        Relation index = pg([&] { return index_open(index_oid, AccessShareLock); });
-        const Form_pg_index form = index->rd_index;
-        bool same = form->indnkeyatts == n && (heap_attisnull(index->rd_indextuple, Anum_pg_index_indpred, nullptr) != partial) &&
-                    heap_attisnull(index->rd_indextuple, Anum_pg_index_indexprs, nullptr);
-        int k = 0;
-        for (const char *name : index_columns) same = same && form->indkey.values[k++] == column_of(rel_, name);
-        if (same) {
+        Relation index = pg([&] { return index_open(lfirst_oid(lc), AccessShareLock); });
+        if (index_is_on(index, attnums, n, partial)) {
             index_ = index;
             break;
         }
         pg([&] { index_close(index, AccessShareLock); });
     }
-    if (!index_)
-        throw std::runtime_error(std::string("witn: ") + RelationGetRelationName(rel_) +
-                                 " has no index for the lookup (is the extension's SQL up to date? ALTER EXTENSION witn UPDATE)");
+    if (!index_) no_index(rel_);
     slot_ = pg([&] { return table_slot_create(rel_, nullptr); });
 }
 
