@@ -103,20 +103,19 @@ void resolve_idempotency(RowSort &by_key, RowSort &by_outcome) {
     const int id_col = earlier.column("id"), dup_col = earlier.column("duplicate_of"), key_col = earlier.column("key"),
               action_col = earlier.column("action"), agent_col = earlier.column("agent_key"),
               properties_col = earlier.column("properties");
-    MemoryContext per_key = pg([] {
-        return AllocSetContextCreate(CurrentMemoryContext, "witn idempotency key", ALLOCSET_DEFAULT_SIZES);
-    });
+    ItemMemory per_key("witn idempotency key");
     TupleDesc desc = statement_row_desc();
     TupleTableSlot *row = pg([&] { return MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple); });
     TupleTableSlot *first = pg([&] { return MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple); });
     TupleTableSlot *out = pg([&] { return MakeSingleTupleTableSlot(desc, &TTSOpsVirtual); });
-    auto same_key = [](TupleTableSlot *r, std::string_view customer, std::string_view key) {
-        return text_bytes(r, kCustomerKey) == customer && text_bytes(r, kIdempotencyKey) == key;
-    };
     std::vector<std::int64_t> ids; // this statement's rows with the key, ascending
     bool have = by_key.next(row);
-    while (have) {
-        MemoryContext outer = MemoryContextSwitchTo(per_key);
+    // The next row into `row` (`have` says whether there is one); whether it has the key.
+    auto next_with_key = [&](std::string_view customer, std::string_view key) {
+        have = by_key.next(row);
+        return have && text_bytes(row, kCustomerKey) == customer && text_bytes(row, kIdempotencyKey) == key;
+    };
+    while (have) per_key.run([&] {
         pg([&] {
             ExecCopySlot(first, row);
             slot_getallattrs(first);
@@ -126,8 +125,7 @@ void resolve_idempotency(RowSort &by_key, RowSort &by_outcome) {
         // does not take one of them; then each is decided.
         by_key.mark();
         ids.assign(1, DatumGetInt64(column_value(first, kId)));
-        while ((have = by_key.next(row)) && (pg([&] { slot_getallattrs(row); }), same_key(row, customer, key)))
-            ids.push_back(DatumGetInt64(column_value(row, kId)));
+        while (next_with_key(customer, key)) ids.push_back(DatumGetInt64(column_value(row, kId)));
         // The original is the earliest accepted event with the key outside this statement, or
         // else the statement's first row with it.
         std::optional<Payload> original;
@@ -157,19 +155,15 @@ void resolve_idempotency(RowSort &by_key, RowSort &by_outcome) {
                 ExecStoreVirtualTuple(out);
             });
             by_outcome.put(out);
-            if (!(have = by_key.next(row))) break;
-            pg([&] { slot_getallattrs(row); });
-            if (!same_key(row, customer, key)) break;
+            if (!next_with_key(customer, key)) break;
             r = row;
         }
-        MemoryContextSwitchTo(outer);
-        pg([&] { MemoryContextReset(per_key); });
-    }
+    });
+    per_key.finish();
     pg([&] {
         ExecDropSingleTupleTableSlot(row);
         ExecDropSingleTupleTableSlot(first);
         ExecDropSingleTupleTableSlot(out);
-        MemoryContextDelete(per_key);
     });
     earlier.finish();
     by_key.end();

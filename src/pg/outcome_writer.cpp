@@ -23,19 +23,16 @@ namespace {
 // Walks the statement's rows by outcome and writes each outcome once.
 class OutcomeWriter {
 public:
-    OutcomeWriter(RowSort &rows, TimestampTz now) : rows_(rows), now_(now), statement_memory_(CurrentMemoryContext) {
+    OutcomeWriter(RowSort &rows, TimestampTz now)
+        : rows_(rows), now_(now), statement_memory_(CurrentMemoryContext), per_outcome_("witn outcome") {
         open_writers();
         row_ = pg([] { return MakeSingleTupleTableSlot(statement_row_desc(), &TTSOpsMinimalTuple); });
         first_ = pg([] { return MakeSingleTupleTableSlot(statement_row_desc(), &TTSOpsMinimalTuple); });
-        per_outcome_ = pg([] {
-            return AllocSetContextCreate(CurrentMemoryContext, "witn outcome", ALLOCSET_DEFAULT_SIZES);
-        });
     }
 
     void run() {
         bool have = rows_.next(row_);
-        while (have) {
-            MemoryContext outer = MemoryContextSwitchTo(per_outcome_);
+        while (have) per_outcome_.run([&] {
             pg([&] {
                 ExecCopySlot(first_, row_);
                 slot_getallattrs(first_);
@@ -59,17 +56,15 @@ public:
                     });
                 }
             }
-            MemoryContextSwitchTo(outer);
-            pg([&] { MemoryContextReset(per_outcome_); });
-        }
+        });
     }
 
     void finish() {
         close_writers();
+        per_outcome_.finish();
         pg([&] {
             ExecDropSingleTupleTableSlot(row_);
             ExecDropSingleTupleTableSlot(first_);
-            MemoryContextDelete(per_outcome_);
         });
     }
 
@@ -87,17 +82,24 @@ private:
         outcomes_.reset();
     }
 
+    // An event's late / duplicate_of columns.
+    struct Mark {
+        bool late = false;
+        std::optional<std::int64_t> duplicate_of;
+        bool operator==(const Mark &) const = default;
+        static Mark of(TupleTableSlot *row, int late, int duplicate_of) {
+            Mark m{DatumGetBool(column_value(row, late)), std::nullopt};
+            if (!column_null(row, duplicate_of)) m.duplicate_of = DatumGetInt64(column_value(row, duplicate_of));
+            return m;
+        }
+    };
+
     // Writes an event's disposition where it differs from the row (as inserted, or as written
     // by a first attempt when `recheck`).
     void record(TupleTableSlot *row, witn::Disposition d, bool recheck) {
-        const bool late = d == witn::Disposition::Late;
-        const bool duplicate = d == witn::Disposition::Duplicate;
-        const bool given_late = DatumGetBool(column_value(row, kGivenLate));
-        const bool given_duplicate = !column_null(row, kGivenDuplicate);
-        const bool same_original = duplicate == given_duplicate &&
-                                   (!duplicate || DatumGetInt64(column_value(row, kGivenDuplicate)) ==
-                                                      DatumGetInt64(column_value(row, kDuplicateOf)));
-        if (!recheck && late == given_late && same_original) return;
+        Mark decided{d == witn::Disposition::Late, std::nullopt};
+        if (d == witn::Disposition::Duplicate) decided.duplicate_of = DatumGetInt64(column_value(row, kDuplicateOf));
+        if (!recheck && decided == Mark::of(row, kGivenLate, kGivenDuplicate)) return;
         if (!events_) {
             InContext in(statement_memory_);
             events_ = std::make_unique<TableWriter>(witn_table("events"), false);
@@ -109,15 +111,10 @@ private:
         TupleTableSlot *stored = events_->find_locked({events_customer_, events_id_},
                                                       {column_value(row, kCustomerKey), column_value(row, kId)});
         if (!stored) throw std::runtime_error("witn: an event of this statement is missing from witn.events");
-        const bool stored_late = DatumGetBool(column_value(stored, events_late_));
-        const bool stored_duplicate = !column_null(stored, events_duplicate_);
-        if (recheck && stored_late == late && stored_duplicate == duplicate &&
-            (!duplicate || DatumGetInt64(column_value(stored, events_duplicate_)) ==
-                               DatumGetInt64(column_value(row, kDuplicateOf))))
-            return;
+        if (recheck && decided == Mark::of(stored, events_late_, events_duplicate_)) return;
         TupleTableSlot *next = events_->new_row_from(stored);
-        put_column(next, events_late_, BoolGetDatum(late));
-        put_column(next, events_duplicate_, duplicate ? column_value(row, kDuplicateOf) : Datum(0), !duplicate);
+        put_column(next, events_late_, BoolGetDatum(decided.late));
+        put_column(next, events_duplicate_, Int64GetDatum(decided.duplicate_of.value_or(0)), !decided.duplicate_of);
         events_->update(stored, next);
     }
 
@@ -152,7 +149,6 @@ private:
             else if (leading) skip_.push_back(DatumGetInt64(column_value(r, kId)));
             record(r, d, retry);
             if (!(have = rows_.next(row_))) break;
-            pg([&] { slot_getallattrs(row_); });
             if (text_bytes(row_, kCustomerKey) != customer_text || text_bytes(row_, kKey) != key_text) break;
             r = row_;
         }
@@ -178,8 +174,8 @@ private:
     std::optional<OutcomeRow> columns_;
     int events_customer_ = 0, events_id_ = 0, events_late_ = 0, events_duplicate_ = 0;
     TermsCache terms_;
+    ItemMemory per_outcome_;
     TupleTableSlot *row_ = nullptr, *first_ = nullptr;
-    MemoryContext per_outcome_ = nullptr;
     std::vector<std::int64_t> skip_;
 };
 

@@ -24,6 +24,7 @@ extern "C" {
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/elog.h"
+#include "utils/memutils.h"
 #include "utils/palloc.h"
 }
 
@@ -82,6 +83,32 @@ public:
 
 private:
     MemoryContext saved_;
+};
+
+// A memory context for one item of a loop (a row, an outcome): each item runs in it, and it is
+// reset after each, so a loop over millions of items holds one item's memory. It is made in the
+// context current at construction; finish() deletes it (a transaction abort frees it too).
+class ItemMemory {
+public:
+    // `name` must be a string literal (it names the context for as long as it lives).
+    explicit ItemMemory(const char *name)
+        : context_(pg([&] { return AllocSetContextCreateInternal(CurrentMemoryContext, name, ALLOCSET_DEFAULT_SIZES); })) {}
+    ItemMemory(const ItemMemory &) = delete;
+    ItemMemory &operator=(const ItemMemory &) = delete;
+
+    // Runs f with the context current, then resets the context.
+    template <typename F>
+    void run(F &&f) {
+        {
+            InContext in(context_);
+            f();
+        }
+        pg([&] { MemoryContextReset(context_); });
+    }
+    void finish() { pg([&] { MemoryContextDelete(context_); }); }
+
+private:
+    MemoryContext context_;
 };
 
 // Runs impl behind the exception barrier.

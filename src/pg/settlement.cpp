@@ -184,20 +184,16 @@ WITN_FUNCTION(witn_settle_batch) {
         if (each) pg([&] { Async_Notify("witn_outcomes", message); });
     };
 
-    MemoryContext per_outcome = pg([] {
-        return AllocSetContextCreate(CurrentMemoryContext, "witn settle outcome", ALLOCSET_DEFAULT_SIZES);
-    });
+    ItemMemory per_outcome("witn settle outcome");
     // Due outcomes in check_at order; one outcome (the row-by-row retry) by its id.
     if (only) outcomes.scan({o.id, o.customer_key}, false, BTEqualStrategyNumber, Int64GetDatum(*only));
     else outcomes.scan({o.check_at}, true, BTLessEqualStrategyNumber, TimestampTzGetDatum(as_of));
     ItemPointerData tid;
     while ((!limit || confirmed_count + failed_count < *limit) && outcomes.next(&tid)) {
         // Everything one outcome allocates, the writes included, goes in its own context.
-        MemoryContext outer = MemoryContextSwitchTo(per_outcome);
-        settle_one(tid);
-        MemoryContextSwitchTo(outer);
-        pg([&] { MemoryContextReset(per_outcome); });
+        per_outcome.run([&] { settle_one(tid); });
     }
+    per_outcome.finish();
     outcomes.end_scan();
     if (!each && confirmed_count + failed_count > 0) {
         const std::string wake = "{\"type\": \"notifications\", \"count\": " +

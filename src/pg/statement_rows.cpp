@@ -104,10 +104,17 @@ bool RowSort::next(TupleTableSlot *into) {
             return false;
         }
         single_read_ = true;
-        pg([&] { ExecCopySlot(into, single_); });
+        pg([&] {
+            ExecCopySlot(into, single_);
+            slot_getallattrs(into);
+        });
         return true;
     }
-    return pg([&] { return tuplesort_gettupleslot(sort_, true, true, into, nullptr); });
+    return pg([&] {
+        if (!tuplesort_gettupleslot(sort_, true, true, into, nullptr)) return false;
+        slot_getallattrs(into);
+        return true;
+    });
 }
 
 void RowSort::mark() {
@@ -140,13 +147,10 @@ StatementRead read_statement(TriggerData *trigger, TimestampTz now, RowSort &by_
     Tuplestorestate *store = trigger->tg_newtable;
     TupleTableSlot *in = pg([&] { return MakeSingleTupleTableSlot(RelationGetDescr(events), &TTSOpsMinimalTuple); });
     TupleTableSlot *out = pg([&] { return MakeSingleTupleTableSlot(statement_row_desc(), &TTSOpsVirtual); });
-    MemoryContext per_row = pg([] {
-        return AllocSetContextCreate(CurrentMemoryContext, "witn statement row", ALLOCSET_DEFAULT_SIZES);
-    });
+    ItemMemory per_row("witn statement row");
     StatementRead read;
     pg([&] { tuplestore_rescan(store); });
-    while (pg([&] { return tuplestore_gettupleslot(store, true, false, in); })) {
-        MemoryContext outer = MemoryContextSwitchTo(per_row);
+    while (pg([&] { return tuplestore_gettupleslot(store, true, false, in); })) per_row.run([&] {
         pg([&] { slot_getallattrs(in); });
         ++read.rows;
         auto text_of = [&](int attnum) { return std::string(text_bytes(in, attnum)); };
@@ -190,13 +194,11 @@ StatementRead read_statement(TriggerData *trigger, TimestampTz now, RowSort &by_
             read.locks.add(text_bytes(out, kCustomerKey), text_bytes(out, kIdempotencyKey));
             by_key.put(out);
         }
-        MemoryContextSwitchTo(outer);
-        pg([&] { MemoryContextReset(per_row); });
-    }
+    });
+    per_row.finish();
     pg([&] {
         ExecDropSingleTupleTableSlot(in);
         ExecDropSingleTupleTableSlot(out);
-        MemoryContextDelete(per_row);
     });
     return read;
 }

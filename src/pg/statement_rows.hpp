@@ -58,7 +58,7 @@ public:
     std::int64_t size() const { return size_; }
     // After the last put: sorts.
     void sort();
-    // The next row into `into` (a slot of statement_row_desc()); false at the end.
+    // The next row into `into` (a slot of statement_row_desc()), deformed; false at the end.
     bool next(TupleTableSlot *into);
     // Remembers the position after the row next() gave last, and goes back to it.
     void mark();
