@@ -19,15 +19,15 @@ int compare_versions(const char *a, const char *b) {
         if (x != y) return x < y ? -1 : 1;
         if (*a == '.') ++a;
         if (*b == '.') ++b;
-        if ((*a && !std::isdigit(static_cast<unsigned char>(*a))) || (*b && !std::isdigit(static_cast<unsigned char>(*b))))
-            return std::strcmp(a, b) < 0 ? -1 : std::strcmp(a, b) > 0;
+        if ((*a && !std::isdigit(static_cast<unsigned char>(*a))) || (*b && !std::isdigit(static_cast<unsigned char>(*b)))) {
+            const int c = std::strcmp(a, b); // a suffix such as "beta": compared as text
+            return (c > 0) - (c < 0);
+        }
     }
     return 0;
 }
 
 } // namespace
-
-const char *library_version() { return WITN_VERSION; }
 
 void require_schema_version(const char *schema_version) {
     if (schema_version && std::strcmp(schema_version, WITN_VERSION) == 0) return;

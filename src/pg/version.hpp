@@ -7,9 +7,6 @@
 
 namespace witn::pg {
 
-// This library's version (the Makefile's EXTVERSION).
-const char *library_version();
-
 // Raises 55000 unless `schema_version` (null: older than stamping) is this library's version.
 void require_schema_version(const char *schema_version);
 
