@@ -19,11 +19,11 @@ StatementFold::StatementFold(std::string customer_key, std::string key,
     }
 }
 
-void StatementFold::check_agent(const StatementEvent &e) const {
-    if (e.agent_key && *e.agent_key != outcome_.agent_key)
+void StatementFold::check_agent(const std::optional<std::string> &agent) const {
+    if (agent && *agent != outcome_.agent_key)
         throw Error(Code::AgentMismatch,
                     "AGENT_MISMATCH: outcome " + key_ + " belongs to agent " + outcome_.agent_key +
-                        ", not " + *e.agent_key,
+                        ", not " + *agent,
                     "customer " + customer_key_ + ", key " + key_,
                     "Omit agent_key on later events, or use a new outcome key for another agent.");
 }
@@ -34,7 +34,7 @@ void StatementFold::open(const std::string &agent_key) {
     outcome_.state = OutcomeState::open(outcome_.contract);
     opened_ = true;
     // Every event of a new outcome, duplicates too, must agree with the agent that opened it.
-    for (const auto &agent : early_duplicate_agents_) check_agent(StatementEvent{{}, agent, true});
+    for (const auto &agent : early_duplicate_agents_) check_agent(agent);
     early_duplicate_agents_.clear();
 }
 
@@ -69,10 +69,10 @@ Disposition StatementFold::add(const StatementEvent &e) {
         open(*e.agent_key);
     }
     if (e.duplicate) {
-        if (!existed_) check_agent(e);
+        if (!existed_) check_agent(e.agent_key);
         return Disposition::Duplicate;
     }
-    check_agent(e);
+    check_agent(e.agent_key);
     if (replaying_) {
         replay_until(e.event.seq);
         apply(e.event);

@@ -76,7 +76,8 @@ public:
 
 private:
     void open(const std::string &agent_key);
-    void check_agent(const StatementEvent &e) const;
+    // AGENT_MISMATCH unless `agent` is absent or the outcome's.
+    void check_agent(const std::optional<std::string> &agent) const;
     void apply(const Event &e);
     // Applies the history's events with ids below `seq` (all of them for nullopt), skipping one
     // equal to `seq` (the statement's own event).
