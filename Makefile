@@ -3,7 +3,7 @@
 # `make installcheck` runs the pg_regress suite against a running server.
 EXTENSION  = witn
 MODULE_big = witn
-EXTVERSION = 0.3.0
+EXTVERSION = 0.4.0
 # The install script is assembled from sql/install/*.sql, one file per concern, in name order.
 INSTALL_PARTS = $(sort $(wildcard sql/install/*.sql))
 DATA_built    = sql/witn--$(EXTVERSION).sql
@@ -31,6 +31,8 @@ include $(PGXS)
 
 # Header dependencies, so that changing a header rebuilds what includes it.
 -include $(OBJS:.o=.d)
+# The version is compiled in (WITN_VERSION): a new EXTVERSION rebuilds what uses it.
+$(patsubst %.cpp,%.o,$(shell grep -l WITN_VERSION $(PG_SRCS))): Makefile
 
 # The attribution methods are listed once, in the core (src/core/attribution.hpp); the install
 # script's agents check and its message get them from there.

@@ -15,6 +15,8 @@
 #   concurrency  each test/concurrency/*.sh in its own database, counted per script
 #   cron         each test/cron/*.sh in its own database, counted per script
 #   ops          each test/ops/*.sh (backup and restore, upgrade from 0.1.0 and 0.2.0) in its own database, counted per script
+#   citus        each test/citus/*.sh on a Citus cluster of its own (1 coordinator + 2 workers,
+#                test/citus/cluster.sh), counted per check; skipped (and said so) without Citus
 #   fuzz         make fuzz (libFuzzer with ASan/UBSan), counted as one test
 #   bench        test/bench/run.sh --smoke: every benchmark scenario at 1/100 scale on its own
 #                cluster, with its correctness checks (as root only), counted as one test
@@ -331,6 +333,54 @@ fi
 if [ -d test/ops ]; then
     section "operations (test/ops/*.sh: backup and restore, upgrade from 0.1.0 and 0.2.0, one fresh database each)"
     run_shell_suite ops test/ops
+fi
+
+# ---- Citus -----------------------------------------------------------------------------------
+# A cluster of its own: a coordinator and two workers on 127.0.0.1, with witn distributed in a
+# fresh database per script. Counted per check (the scripts print ok / not ok lines).
+# shellcheck source=test/citus/cluster.sh
+. "$WITN_RUN_ROOT/test/citus/cluster.sh"
+section "Citus (test/citus/*.sh: 1 coordinator + 2 workers on 127.0.0.1, one fresh distributed database each)"
+if ! witn_citus_available; then
+    echo "    skipped: Citus is not installed in this PostgreSQL (.ci/run installs it first)"
+    record citus 0 0 "skipped: Citus not installed"
+elif ! { single_host=$PGHOST single_port=$PGPORT; witn_citus_start >"$LOGS/citus-start.log" 2>&1; }; then
+    show_log "$LOGS/citus-start.log" 60
+    record citus 0 1
+    failed "citus: the cluster did not start"
+else
+    (
+        for f in test/citus/*.sh; do
+            name=$(basename "$f" .sh)
+            [ "$name" = cluster ] && continue
+            selected "$name" || continue
+            db=$(dbname citus "$name")
+            log=$LOGS/citus-$name.log
+            t0=$SECONDS
+            if witn_citus_db "$db" >"$log" 2>&1; then
+                witn_run_bounded 900 "$log" env PGDATABASE="$db" WITN_CITUS_PORTS="${WITN_CITUS_PORTS[*]}" bash "$f"
+                rc=$?
+            else
+                rc=1
+            fi
+            ok=$(grep -cE '^ok ' "$log")
+            bad=$(grep -cE '^not ok ' "$log")
+            if ((rc == 0 && bad == 0)); then
+                printf '    ok     %-28s %d checks  (%ds)\n' "$name" "$ok" $((SECONDS - t0))
+                grep -E '^# ' "$log" | head -n 20 | indent | indent
+            else
+                printf '    FAILED %-28s %d ok, %d not ok, exit %d  (%ds)\n' "$name" "$ok" "$bad" "$rc" $((SECONDS - t0))
+                show_log "$log" 150 | indent
+            fi
+            echo "$name $ok $((bad + (rc != 0 && bad == 0)))" >>"$LOGS/citus-counts"
+        done
+    )
+    while read -r name ok bad; do
+        record citus "$ok" "$bad"
+        ((bad)) && failed "citus: $name"
+    done <"$LOGS/citus-counts"
+    witn_citus_stop >/dev/null 2>&1
+    export PGHOST=$single_host PGPORT=$single_port
 fi
 
 # The cluster is not needed any more (fuzzing runs without it).

@@ -41,24 +41,76 @@ COMMENT ON FUNCTION @extschema@.notification_payload(@extschema@.outcomes, times
 -- another session holds), resolves it and writes its invoice line, its notification (the body
 -- witn.notification_payload() describes) and its pg_notify, row by row without SQL.
 -- Outcomes whose settles_at later events moved past as_of get check_at = settles_at instead.
--- only_outcome narrows it to one outcome for the row-by-row retry in settle(); schema_version
--- is the version of these SQL objects (a library of another version refuses to settle). It
--- writes without privilege checks, so no role may call it; settle() does.
+-- only_outcome narrows it to one outcome for the row-by-row retry in settle_on(); schema_version
+-- is the version of these SQL objects (a library of another version refuses to settle); shard
+-- is the outcomes table to settle: witn.outcomes (NULL) or, on Citus, one of its shards, with
+-- the colocated shards of the other tables. It writes without privilege checks, so no role may
+-- call it; settle() does.
 CREATE FUNCTION @extschema@.settle_batch(as_of timestamptz, max_outcomes integer, only_outcome bigint,
-    schema_version text, OUT confirmed bigint, OUT failed bigint)
+    schema_version text, shard regclass, OUT confirmed bigint, OUT failed bigint)
     AS 'MODULE_PATHNAME', 'witn_settle_batch' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION @extschema@.settle_batch(timestamptz, integer, bigint, text) IS
+COMMENT ON FUNCTION @extschema@.settle_batch(timestamptz, integer, bigint, text, regclass) IS
     'Internal to witn.settle(): one settlement pass.';
 
-CREATE FUNCTION @extschema@.settle(as_of timestamptz DEFAULT now(), max_outcomes integer DEFAULT NULL,
+-- The relation standing for witn table `name` beside `shard` (a witn table or, on Citus, one of
+-- its shards): the table itself, or its colocated (or reference) shard on this node.
+CREATE FUNCTION @extschema@.shard_of(name text, shard regclass) RETURNS regclass
+    AS 'MODULE_PATHNAME', 'witn_shard_of' LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION @extschema@.shard_of(text, regclass) IS
+    'Internal: the relation standing for a witn table beside a shard (itself on a single node).';
+
+-- Settles one outcomes table (witn.outcomes, or on Citus one shard, where it runs on the
+-- shard's node): one batch, and when something in it fails, outcome by outcome so that one bad
+-- row is reported and skipped while the rest settle.
+CREATE FUNCTION @extschema@.settle_on(shard regclass, as_of timestamptz, max_outcomes integer,
     OUT confirmed bigint, OUT failed bigint, OUT errors bigint)
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     due record;
     one record;
     state text;
     msg text;
     det text;
+BEGIN
+    shard := coalesce(shard, '@extschema@.outcomes'::regclass);
+    errors := 0;
+    BEGIN
+        SELECT b.confirmed, b.failed INTO confirmed, failed
+          FROM @extschema@.settle_batch(as_of, max_outcomes, NULL, '0.4.0', shard) b;
+        RETURN;
+    EXCEPTION WHEN OTHERS THEN
+        NULL;
+    END;
+    confirmed := 0;
+    failed := 0;
+    FOR due IN EXECUTE format(
+        'SELECT o.customer_key, o.id FROM %s o
+          WHERE o.resolved_at IS NULL AND o.check_at <= $1 AND o.settles_at <= $1
+          ORDER BY o.check_at LIMIT $2', shard) USING as_of, max_outcomes
+    LOOP
+        BEGIN
+            SELECT * INTO one FROM @extschema@.settle_batch(as_of, 1, due.id, '0.4.0', shard);
+            confirmed := confirmed + one.confirmed;
+            failed := failed + one.failed;
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL;
+            errors := errors + 1;
+            EXECUTE format('INSERT INTO %s (customer_key, outcome_id, sqlstate, message, detail)
+                            VALUES ($1, $2, $3, $4, $5)', @extschema@.shard_of('settlement_errors', shard))
+              USING due.customer_key, due.id, state, msg, nullif(det, '');
+            RAISE WARNING 'witn: outcome % (customer %) not settled: %', due.id, due.customer_key, msg
+                USING DETAIL = coalesce(det, ''), HINT = 'See witn.settlement_errors; it is retried on the next run.';
+        END;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION @extschema@.settle_on(regclass, timestamptz, integer) IS
+    'Internal to witn.settle(): settles one outcomes table or shard.';
+
+CREATE FUNCTION @extschema@.settle(as_of timestamptz DEFAULT now(), max_outcomes integer DEFAULT NULL,
+    OUT confirmed bigint, OUT failed bigint, OUT errors bigint)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    shard record;
 BEGIN
     IF as_of IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'WT001', MESSAGE = 'VALIDATION_ERROR: as_of must not be null';
@@ -68,40 +120,36 @@ BEGIN
             MESSAGE = 'VALIDATION_ERROR: max_outcomes must be NULL (no limit) or at least 0',
             DETAIL = format('max_outcomes = %s', max_outcomes);
     END IF;
-    errors := 0;
-    BEGIN
-        SELECT b.confirmed, b.failed INTO confirmed, failed
-          FROM @extschema@.settle_batch(as_of, max_outcomes, NULL, '0.3.0') b;
+    IF NOT @extschema@.distributed() THEN
+        SELECT s.confirmed, s.failed, s.errors INTO confirmed, failed, errors
+          FROM @extschema@.settle_on(NULL, as_of, max_outcomes) s;
         RETURN;
-    EXCEPTION WHEN OTHERS THEN
-        -- Something in the batch failed: settle outcome by outcome so that one bad row is
-        -- reported and skipped while the rest settle.
-        NULL;
-    END;
+    END IF;
+    -- Citus: every shard settles on its node, all shards in parallel, each in a transaction of
+    -- its own there (its outcomes, lines, notifications and errors are colocated); max_outcomes
+    -- applies per shard.
     confirmed := 0;
     failed := 0;
-    FOR due IN
-        SELECT o.customer_key, o.id FROM @extschema@.outcomes o
-         WHERE o.resolved_at IS NULL AND o.check_at <= as_of AND o.settles_at <= as_of
-         ORDER BY o.check_at
-         LIMIT max_outcomes
+    errors := 0;
+    FOR shard IN
+        SELECT r.shardid, r.success, r.result
+          FROM run_command_on_shards('@extschema@.outcomes', format(
+               'SELECT row_to_json(s) FROM @extschema@.settle_on(%L::regclass, %L::timestamptz, %s) s',
+               '%s', as_of, coalesce(max_outcomes::text, 'NULL'))) r
     LOOP
-        BEGIN
-            SELECT * INTO one FROM @extschema@.settle_batch(as_of, 1, due.id, '0.3.0');
-            confirmed := confirmed + one.confirmed;
-            failed := failed + one.failed;
-        EXCEPTION WHEN OTHERS THEN
-            GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL;
+        IF shard.success THEN
+            confirmed := confirmed + (shard.result::jsonb ->> 'confirmed')::bigint;
+            failed := failed + (shard.result::jsonb ->> 'failed')::bigint;
+            errors := errors + (shard.result::jsonb ->> 'errors')::bigint;
+        ELSE
             errors := errors + 1;
-            INSERT INTO @extschema@.settlement_errors (customer_key, outcome_id, sqlstate, message, detail)
-            VALUES (due.customer_key, due.id, state, msg, nullif(det, ''));
-            RAISE WARNING 'witn: outcome % (customer %) not settled: %', due.id, due.customer_key, msg
-                USING DETAIL = coalesce(det, ''), HINT = 'See witn.settlement_errors; it is retried on the next run.';
-        END;
+            RAISE WARNING 'witn: shard % of witn.outcomes not settled: %', shard.shardid, shard.result
+                USING HINT = 'Its due outcomes stay due and are settled by the next run once the node answers.';
+        END IF;
     END LOOP;
 END $$;
 COMMENT ON FUNCTION @extschema@.settle(timestamptz, integer) IS
-    'Settles every outcome due at as_of (at most max_outcomes, NULL for all): OPEN -> FAILED, PENDING -> scheduled_resolution, resolved_at = settles_at, one invoice line per confirmation, one notification per resolution, all in this transaction. Safe to run concurrently and repeatedly. Returns counts; outcomes that fail are recorded in witn.settlement_errors and skipped.';
+    'Settles every outcome due at as_of (at most max_outcomes, NULL for all; on Citus per shard): OPEN -> FAILED, PENDING -> scheduled_resolution, resolved_at = settles_at, one invoice line per confirmation, one notification per resolution, all in this transaction (on Citus, in one transaction per shard on its node, all shards in parallel). Safe to run concurrently and repeatedly. Returns counts; outcomes that fail are recorded in witn.settlement_errors and skipped.';
 
 -- ---------------------------------------------------------------------------------------------
 -- Invoices.

@@ -83,6 +83,8 @@ GRANT SELECT ON @extschema@.outcomes, @extschema@.events, @extschema@.invoice_li
     @extschema@.currencies
     TO witn_customer;
 GRANT EXECUTE ON FUNCTION @extschema@.explain(bigint) TO witn_customer;
+-- explain's query, which runs with the caller's rights and row policies.
+GRANT EXECUTE ON FUNCTION @extschema@.explain_outcome(bigint) TO witn_admin, witn_reader, witn_customer;
 
 -- ---------------------------------------------------------------------------------------------
 -- Row Level Security on the tables that hold a customer's data. The policies grant; a role

@@ -14,6 +14,7 @@
 
 #include "pg/idempotency.hpp"
 #include "pg/outcome_writer.hpp"
+#include "pg/placement.hpp"
 #include "pg/statement_rows.hpp"
 #include "pg/version.hpp"
 
@@ -25,13 +26,6 @@ extern "C" {
 
 using namespace witn::pg;
 
-namespace {
-
-// Restoring a dump (events with their original received_at) is for superusers only.
-bool may_restore() { return superuser_arg(GetOuterUserId()); }
-
-} // namespace
-
 // AFTER INSERT ... FOR EACH STATEMENT REFERENCING NEW TABLE on witn.events; its argument is the
 // version of the SQL objects that created it.
 WITN_FUNCTION(witn_events_apply) {
@@ -39,32 +33,38 @@ WITN_FUNCTION(witn_events_apply) {
         throw std::runtime_error("witn_events_apply must be called as a trigger");
     TriggerData *trigger = reinterpret_cast<TriggerData *>(fcinfo->context);
     if (!trigger->tg_newtable) return PointerGetDatum(nullptr);
-    const TimestampTz now = GetCurrentTransactionStartTimestamp();
+    // witn.events itself, or on Citus the shard the rows went to: every table below is then
+    // the shard colocated with it (placement.hpp).
+    Placement placement(RelationGetRelid(trigger->tg_relation), "events");
+    TimestampTz now = GetCurrentTransactionStartTimestamp();
 
     RowSort by_key(RowSort::Order::ByIdempotencyKey, true);
     RowSort by_outcome(RowSort::Order::ByOutcome, true);
     StatementRead read = read_statement(trigger, now, by_key, by_outcome);
 
-    // Rows that bring their own received_at are restored rows (pg_dump/pg_restore): they are
-    // history already reflected in witn.outcomes and are stored as they are.
-    if (read.restored) {
-        if (!may_restore())
-            throw witn::Error(witn::Code::ValidationError, "VALIDATION_ERROR: received_at is set by witn",
-                              "an inserted event carries its own received_at",
-                              "Omit received_at; only a superuser restoring a dump may supply it.");
-        if (read.restored != read.rows)
-            throw witn::Error(witn::Code::ValidationError, "VALIDATION_ERROR: restored and new events in one statement",
-                              "some rows carry received_at and some do not",
-                              "Insert new events without received_at, in their own statement.");
-        by_key.end();
-        by_outcome.end();
-        return PointerGetDatum(nullptr);
+    if (placement.on_shard()) {
+        // Rows reach a shard from the node that received them (the coordinator, or a worker's
+        // own witn.events), which stamped received_at with its transaction's start: that is
+        // when they were received. One statement's rows carry one stamp.
+        if (read.received_varies)
+            throw witn::Error(witn::Code::ValidationError, "VALIDATION_ERROR: events of one statement carry different received_at",
+                              "received_at is set by witn from the receiving transaction's start",
+                              "Omit received_at. To restore a dump, load it with session_replication_role = replica.");
+        now = read.received;
+        require_node_id_range();
+    } else if (read.restored) {
+        // Restoring a dump is explicit: it runs with session_replication_role = replica, under
+        // which this trigger does not fire and the rows, with their outcomes, are stored as
+        // they are. A row that brings its own received_at otherwise is refused.
+        throw witn::Error(witn::Code::ValidationError, "VALIDATION_ERROR: received_at is set by witn",
+                          "an inserted event carries its own received_at",
+                          "Omit received_at. To restore a dump (events with their outcomes), load it as a superuser "
+                          "with session_replication_role = replica.");
     }
 
-    // Restored rows are stored as they are, whatever the versions; applying events needs the
-    // library and the SQL objects to agree.
+    // Applying events needs the library and the SQL objects to agree.
     require_schema_version(trigger->tg_trigger->tgnargs > 0 ? trigger->tg_trigger->tgargs[0] : nullptr);
-    if (!read.locks.empty()) read.locks.lock_all();
+    if (!read.locks.empty()) read.locks.lock_all(placement.shard_id());
     if (by_key.size()) resolve_idempotency(by_key, by_outcome);
     else by_key.end();
     by_outcome.sort();

@@ -88,12 +88,13 @@ void IdempotencyLocks::add(std::string_view customer_key, std::string_view idemp
     buckets_.set(lock_bucket(customer_key, idempotency_key));
 }
 
-void IdempotencyLocks::lock_all() const {
+void IdempotencyLocks::lock_all(std::int64_t shard) const {
+    const std::uint32_t space = static_cast<std::uint32_t>(shard) << 8;
     for (std::size_t b = 0; b < kLockBuckets; ++b)
         if (buckets_.test(b))
             pg([&] {
                 DirectFunctionCall2(pg_advisory_xact_lock_int4, Int32GetDatum(kLockClass),
-                                    Int32GetDatum(static_cast<std::int32_t>(b)));
+                                    Int32GetDatum(static_cast<std::int32_t>(space | b)));
             });
 }
 

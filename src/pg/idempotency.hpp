@@ -21,8 +21,11 @@ public:
     void add(std::string_view customer_key, std::string_view idempotency_key);
     bool empty() const { return buckets_.none(); }
     // Takes every bucket added, in ascending order (the same order in every session: no
-    // deadlock), held to the end of the transaction.
-    void lock_all() const;
+    // deadlock), held to the end of the transaction. `shard` is the Citus shard the rows are
+    // in (0: the table itself): a statement through the coordinator writes several shards of
+    // one node in one distributed transaction, from different sessions, and a customer's keys
+    // are all in one shard, so each shard has buckets of its own.
+    void lock_all(std::int64_t shard) const;
 
 private:
     std::bitset<kLockBuckets> buckets_;

@@ -41,14 +41,23 @@ std::string time_text(std::int64_t t) {
 
 } // namespace
 
+// witn.replay_on(shard regclass, outcome_id bigint, missing_ok boolean): shard NULL is
+// witn.outcomes; on Citus, a shard of it, whose colocated events shard holds the log.
 WITN_FUNCTION(witn_replay) {
-    std::int64_t outcome_id = PG_GETARG_INT64(0);
+    if (PG_ARGISNULL(1)) return PointerGetDatum(nullptr);
+    const std::int64_t outcome_id = PG_GETARG_INT64(1);
+    const bool missing_ok = !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
+    Placement placement(PG_ARGISNULL(0) ? witn_own_table("outcomes") : PG_GETARG_OID(0), "outcomes");
     // Both reads as of the calling statement's snapshot, so that they agree (verify() replays
     // every outcome in one statement).
     IndexReader outcomes(witn_table("outcomes"), {"id", "customer_key"}, false, IndexReader::Snapshot::Statement);
     const OutcomeRow c(outcomes.desc());
     outcomes.begin({Int64GetDatum(outcome_id)});
     TupleTableSlot *row = outcomes.next();
+    if (!row && missing_ok) {
+        outcomes.finish();
+        PG_RETURN_NULL();
+    }
     if (!row)
         throw witn::Error(witn::Code::OutcomeNotFound,
                           "OUTCOME_NOT_FOUND: no outcome " + std::to_string(outcome_id),

@@ -84,17 +84,19 @@ struct NoteColumns {
 
 } // namespace
 
-// witn.settle_batch(as_of, max_outcomes, only_outcome, schema_version) -> (confirmed, failed)
+// witn.settle_batch(as_of, max_outcomes, only_outcome, schema_version, shard) -> (confirmed,
+// failed); shard NULL is witn.outcomes, else (Citus) one of its shards on this node, settled
+// with the colocated shards of the lines, notifications and errors.
 WITN_FUNCTION(witn_settle_batch) {
     require_schema_version(PG_NARGS() > 3 && !PG_ARGISNULL(3) ? text_to_cstring(PG_GETARG_TEXT_PP(3)) : nullptr);
     if (PG_ARGISNULL(0))
         throw witn::Error(witn::Code::ValidationError, "VALIDATION_ERROR: as_of must not be null", "witn.settle_batch");
     const TimestampTz as_of = PG_GETARG_TIMESTAMPTZ(0);
-    const std::optional<std::int64_t> limit =
-        PG_ARGISNULL(1) ? std::nullopt : std::optional<std::int64_t>(PG_GETARG_INT32(1));
-    const std::optional<std::int64_t> only =
-        PG_ARGISNULL(2) ? std::nullopt : std::optional<std::int64_t>(PG_GETARG_INT64(2));
+    const bool limited = !PG_ARGISNULL(1), one_outcome = !PG_ARGISNULL(2);
+    const std::int64_t limit = limited ? PG_GETARG_INT32(1) : 0, only = one_outcome ? PG_GETARG_INT64(2) : 0;
     const TimestampTz now = GetCurrentTransactionStartTimestamp();
+    Placement placement(PG_NARGS() > 4 && !PG_ARGISNULL(4) ? PG_GETARG_OID(4) : witn_own_table("outcomes"), "outcomes");
+    if (placement.on_shard()) require_node_id_range();
 
     TableWriter outcomes(witn_table("outcomes"));
     TableWriter lines(witn_table("invoice_lines"), false);
@@ -186,10 +188,10 @@ WITN_FUNCTION(witn_settle_batch) {
 
     ItemMemory per_outcome("witn settle outcome");
     // Due outcomes in check_at order; one outcome (the row-by-row retry) by its id.
-    if (only) outcomes.scan({o.id, o.customer_key}, false, BTEqualStrategyNumber, Int64GetDatum(*only));
+    if (one_outcome) outcomes.scan({o.id, o.customer_key}, false, BTEqualStrategyNumber, Int64GetDatum(only));
     else outcomes.scan({o.check_at}, true, BTLessEqualStrategyNumber, TimestampTzGetDatum(as_of));
     ItemPointerData tid;
-    while ((!limit || confirmed_count + failed_count < *limit) && outcomes.next(&tid)) {
+    while ((!limited || confirmed_count + failed_count < limit) && outcomes.next(&tid)) {
         // Everything one outcome allocates, the writes included, goes in its own context.
         per_outcome.run([&] { settle_one(tid); });
     }
@@ -220,4 +222,19 @@ WITN_FUNCTION(witn_settle_batch) {
 WITN_FUNCTION(witn_line_amount) {
     const witn::Decimal amount = witn::line_amount(decimal_value(PG_GETARG_DATUM(0)), decimal_value(PG_GETARG_DATUM(1)));
     return numeric_datum(amount);
+}
+
+// witn.shard_of(name text, shard regclass) -> regclass: the relation standing for witn table
+// `name` beside `shard` (placement.hpp).
+WITN_FUNCTION(witn_shard_of) {
+    const std::string name = from_text(PG_GETARG_TEXT_PP(0));
+    const Oid anchor = PG_GETARG_OID(1);
+    const Oid of = witn_table_of(anchor);
+    const std::string anchor_table = of == InvalidOid ? std::string("outcomes")
+                                                      : pg([&] { return std::string(get_rel_name(of)); });
+    Placement placement(anchor, anchor_table.c_str());
+    const Oid found = placement.table(name.c_str());
+    if (found == InvalidOid)
+        throw witn::Error(witn::Code::ValidationError, "VALIDATION_ERROR: witn has no table " + name, "witn.shard_of");
+    return ObjectIdGetDatum(found);
 }

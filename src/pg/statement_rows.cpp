@@ -158,7 +158,10 @@ StatementRead read_statement(TriggerData *trigger, TimestampTz now, RowSort &by_
         if (TIMESTAMP_NOT_FINITE(occurred))
             throw witn::Error(witn::Code::ValidationError, "VALIDATION_ERROR: occurred_at must be a finite timestamp",
                               "event " + text_of(key) + ": occurred_at is infinite");
-        if (DatumGetTimestampTz(column_value(in, received_at)) != now) ++read.restored;
+        const TimestampTz received = DatumGetTimestampTz(column_value(in, received_at));
+        if (read.rows == 1) read.received = received;
+        else if (received != read.received) read.received_varies = true;
+        if (received != now) ++read.restored;
         const Datum raw_properties = column_value(in, properties);
         const std::size_t size = pg([&] { return toast_raw_datum_size(raw_properties); });
         if (size > kMaxPropertiesBytes)

@@ -79,7 +79,9 @@ private:
 
 // What reading the transition table found.
 struct StatementRead {
-    std::int64_t rows = 0, restored = 0; // restored: rows that carry their own received_at
+    std::int64_t rows = 0, restored = 0; // restored: rows whose received_at is not `now`
+    TimestampTz received = 0;            // the first row's received_at
+    bool received_varies = false;        // whether another row has a different one
     IdempotencyLocks locks;
 };
 

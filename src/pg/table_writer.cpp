@@ -84,10 +84,6 @@ int column_of(Relation rel, const char *name) {
 
 int TableWriter::column(const char *name) const { return column_of(rel_, name); }
 
-Oid witn_table(const char *name) {
-    return pg([&] { return get_relname_relid(name, get_namespace_oid("witn", false)); });
-}
-
 namespace {
 
 // Whether an index's key is exactly the columns `attnums` (of its table), in that order, with no
@@ -277,11 +273,22 @@ void TableWriter::apply_defaults(TupleTableSlot *row) {
             MemoryContext saved = MemoryContextSwitchTo(estate_->es_query_cxt);
             defaults_ = static_cast<Default *>(palloc(sizeof(Default) * d->natts));
             ndefaults_ = 0;
+            // A Citus shard has no defaults of its own (its identity comes from nowhere): they
+            // are the table's, column by column, on this node (whose sequences
+            // witn.distribute() gave ids no other node makes).
+            const Oid own = witn_table_of(RelationGetRelid(rel_));
+            Relation source = own != InvalidOid && own != RelationGetRelid(rel_) ? table_open(own, AccessShareLock) : rel_;
             for (int i = 0; i < d->natts; ++i) {
                 if (TupleDescAttr(d, i)->attisdropped || TupleDescAttr(d, i)->attgenerated) continue;
-                Node *expr = build_column_default(rel_, i + 1);
+                int at = i + 1;
+                if (source != rel_) {
+                    at = get_attnum(RelationGetRelid(source), NameStr(TupleDescAttr(d, i)->attname));
+                    if (at == InvalidAttrNumber) continue;
+                }
+                Node *expr = build_column_default(source, at);
                 if (expr) defaults_[ndefaults_++] = {i + 1, ExecPrepareExpr(reinterpret_cast<Expr *>(expr), estate_)};
             }
+            if (source != rel_) table_close(source, AccessShareLock);
             MemoryContextSwitchTo(saved);
         }
         ExprContext *context = GetPerTupleExprContext(estate_);

@@ -8,6 +8,7 @@
 // UPDATE or INSERT would.
 #pragma once
 
+#include "pg/placement.hpp"
 #include "pg/postgres.hpp"
 
 extern "C" {
@@ -150,8 +151,6 @@ private:
 // The attribute number of a table's column (1-based); throws when there is none.
 int column_of(Relation rel, const char *name);
 int column_of(TupleDesc desc, const char *table, const char *name);
-// The OID of a table of the witn schema.
-Oid witn_table(const char *name);
 
 // A column's value in a row read by TableWriter (the row's attributes are deformed).
 inline bool column_null(TupleTableSlot *slot, int attnum) { return slot->tts_isnull[attnum - 1]; }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Backup and restore: pg_dump of a database using witn, restored into a fresh database, gives
-# the same customers, agents, prices, events, outcomes, invoice lines and notifications; the
-# restored events are not applied a second time; verify() is clean; new events keep working.
+# the same customers, agents, prices, events, outcomes, invoice lines and notifications when
+# loaded with session_replication_role = replica (and is refused without it); the restored
+# events are not applied a second time; verify() is clean; new events keep working.
 # Needs PGHOST, PGPORT, PGUSER (a superuser) and PGDATABASE (a fresh database with witn).
 set -euo pipefail
 src=$PGDATABASE
@@ -48,7 +49,17 @@ dump=$(mktemp /tmp/witn-dump.XXXXXX.sql)
 trap 'rm -f "$dump"; PGOPTIONS="-c client_min_messages=warning" psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$dst\"" >/dev/null 2>&1' EXIT
 pg_dump -d "$src" -f "$dump"
 PGOPTIONS='-c client_min_messages=warning' psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$dst\"" -c "CREATE DATABASE \"$dst\"" >/dev/null
-psql -X -q -v ON_ERROR_STOP=1 -d "$dst" -f "$dump" >/dev/null
+# Without the explicit restore mode the first restored events are refused, loudly.
+if out=$(psql -X -q -v ON_ERROR_STOP=1 -1 -d "$dst" -f "$dump" 2>&1 >/dev/null); then
+    check "a restore without session_replication_role = replica is refused" "an error" "success"
+else
+    check "a restore without session_replication_role = replica is refused" "yes" \
+        "$(grep -q 'received_at is set by witn' <<<"$out" && echo yes || echo "$out")"
+fi
+PGOPTIONS='-c client_min_messages=warning' psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$dst\"" -c "CREATE DATABASE \"$dst\"" >/dev/null
+# A restore is explicit: session_replication_role = replica (superuser) stores the rows as
+# they are, without the events trigger.
+PGOPTIONS='-c session_replication_role=replica' psql -X -q -v ON_ERROR_STOP=1 -d "$dst" -f "$dump" >/dev/null
 
 check "every witn table restored identically" "$before" "$(snapshot "$dst")"
 check "verify() is clean after the restore" "0" "$(q "$dst" "SELECT count(*) FROM witn.verify()")"

@@ -123,15 +123,16 @@ SELECT results_eq($$ SELECT * FROM pg_temp.privileges('witn_admin') $$, $$ VALUE
 SELECT set_eq($$ SELECT pg_temp.executable('witn_ingest') $$, ARRAY['witn.current_customer_key()'],
               'witn_ingest executes current_customer_key() (its insert policy) only');
 SELECT set_eq($$ SELECT pg_temp.executable('witn_customer') $$,
-              ARRAY['witn.current_customer_key()', 'witn.explain(bigint)', 'witn_api.explain_outcome(bigint)'],
+              ARRAY['witn.current_customer_key()', 'witn.explain(bigint)', 'witn.explain_outcome(bigint)',
+                    'witn_api.explain_outcome(bigint)'],
               'witn_customer executes explain and explain_outcome (rows by policy)');
 SELECT set_eq($$ SELECT pg_temp.executable('witn_reader') $$,
-              ARRAY['witn.current_customer_key()', 'witn.explain(bigint)', 'witn.replay(bigint)', 'witn.verify()',
-                    'witn_api.explain_outcome(bigint)'],
+              ARRAY['witn.current_customer_key()', 'witn.explain(bigint)', 'witn.explain_outcome(bigint)',
+                    'witn.replay(bigint)', 'witn.verify()', 'witn_api.explain_outcome(bigint)'],
               'witn_reader executes the audit functions');
 SELECT set_eq($$ SELECT pg_temp.executable('witn_admin') $$,
-              ARRAY['witn.current_customer_key()', 'witn.explain(bigint)', 'witn.replay(bigint)', 'witn.verify()',
-                    'witn_api.explain_outcome(bigint)'],
+              ARRAY['witn.current_customer_key()', 'witn.explain(bigint)', 'witn.explain_outcome(bigint)',
+                    'witn.replay(bigint)', 'witn.verify()', 'witn_api.explain_outcome(bigint)'],
               'witn_admin executes the audit functions, not settle or the scheduling functions');
 
 -- ---------------------------------------------------------------------------------------------
@@ -141,8 +142,8 @@ SELECT set_eq(
     $$ SELECT p.oid::regprocedure::text FROM pg_proc p
         WHERE p.pronamespace IN ('witn'::regnamespace, 'witn_api'::regnamespace) AND p.prosecdef $$,
     ARRAY['witn.events_apply()', 'witn.settle(timestamp with time zone,integer)',
-          'witn.protect_referenced_keys()'],
-    'three SECURITY DEFINER functions: the events trigger, settle and the referenced-key guard');
+          'witn.replay(bigint)', 'witn.verify()', 'witn.protect_referenced_keys()'],
+    'five SECURITY DEFINER functions: the events trigger, settle, replay and verify (on Citus they run on every shard''s node as the owner) and the referenced-key guard');
 SELECT is_empty(
     $$ SELECT p.oid::regprocedure FROM pg_proc p
         WHERE p.pronamespace IN ('witn'::regnamespace, 'witn_api'::regnamespace) AND p.prosecdef

@@ -1,0 +1,135 @@
+-- ---------------------------------------------------------------------------------------------
+-- Scale-out on Citus (docs/scale-out.md). witn.distribute() on a Citus coordinator makes the
+-- lookup tables reference tables and the per-customer tables distributed by customer_key,
+-- colocated; from then on the events trigger works per shard on the worker that holds it,
+-- and settle/replay/verify run on every shard.
+-- ---------------------------------------------------------------------------------------------
+
+-- Whether witn's tables are distributed (Citus): false on a single node.
+CREATE FUNCTION @extschema@.distributed() RETURNS boolean
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    found boolean;
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)'
+       INTO found USING '@extschema@.outcomes'::regclass;
+    RETURN found;
+END $$;
+COMMENT ON FUNCTION @extschema@.distributed() IS
+    'Whether witn''s tables are distributed with Citus (witn.distribute() has run).';
+
+CREATE FUNCTION @extschema@.distribute()
+    RETURNS TABLE (table_name regclass, distribution text)
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    lookup constant text[] := ARRAY['currencies', 'rate_cards', 'customers', 'agents', 'rate_card_prices'];
+    per_customer constant text[] := ARRAY['events', 'outcomes', 'invoice_lines', 'notifications', 'settlement_errors'];
+    -- Citus cannot make a table with foreign keys to local tables a reference table, nor keep
+    -- a policy with a subquery: the lookup tables' keys are dropped and re-added around
+    -- create_reference_table, and the customer policies read the claim without a subquery.
+    prepare constant text[] := ARRAY[
+        'ALTER TABLE @extschema@.rate_cards DROP CONSTRAINT IF EXISTS rate_cards_currency_fkey',
+        'ALTER TABLE @extschema@.customers DROP CONSTRAINT IF EXISTS customers_rate_card_key_fkey',
+        'ALTER TABLE @extschema@.rate_card_prices DROP CONSTRAINT IF EXISTS rate_card_prices_rate_card_key_fkey',
+        'ALTER TABLE @extschema@.rate_card_prices DROP CONSTRAINT IF EXISTS rate_card_prices_agent_key_fkey',
+        'ALTER POLICY customer_own ON @extschema@.outcomes USING (customer_key = @extschema@.current_customer_key())',
+        'ALTER POLICY customer_own ON @extschema@.events USING (customer_key = @extschema@.current_customer_key())',
+        'ALTER POLICY ingest_add ON @extschema@.events WITH CHECK (@extschema@.current_customer_key() IS NULL OR customer_key = @extschema@.current_customer_key())',
+        'ALTER POLICY customer_own ON @extschema@.invoice_lines USING (customer_key = @extschema@.current_customer_key())',
+        'ALTER POLICY customer_own ON @extschema@.notifications USING (customer_key = @extschema@.current_customer_key())'];
+    foreign_keys constant text[] := ARRAY[
+        'ALTER TABLE @extschema@.rate_cards ADD CONSTRAINT rate_cards_currency_fkey FOREIGN KEY (currency) REFERENCES @extschema@.currencies (code)',
+        'ALTER TABLE @extschema@.customers ADD CONSTRAINT customers_rate_card_key_fkey FOREIGN KEY (rate_card_key) REFERENCES @extschema@.rate_cards (key) ON UPDATE CASCADE',
+        'ALTER TABLE @extschema@.rate_card_prices ADD CONSTRAINT rate_card_prices_rate_card_key_fkey FOREIGN KEY (rate_card_key) REFERENCES @extschema@.rate_cards (key) ON UPDATE CASCADE ON DELETE CASCADE',
+        'ALTER TABLE @extschema@.rate_card_prices ADD CONSTRAINT rate_card_prices_agent_key_fkey FOREIGN KEY (agent_key) REFERENCES @extschema@.agents (key) ON UPDATE CASCADE ON DELETE CASCADE'];
+    -- Every node makes ids from its own sequences: node group g gets [g * 2^48 + 1, (g + 1) * 2^48).
+    id_ranges constant text := $cmd$DO $do$
+DECLARE
+    g bigint := (SELECT groupid FROM pg_catalog.pg_dist_local_group);
+    t text;
+    seq text;
+BEGIN
+    -- The node's own sequences, not Citus's idea of them: nothing to propagate.
+    PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', 'off', true);
+    FOREACH t IN ARRAY ARRAY['events', 'outcomes', 'invoice_lines', 'notifications', 'settlement_errors'] LOOP
+        seq := pg_catalog.pg_get_serial_sequence('@extschema@.' || t, 'id');
+        IF (SELECT s.seqmax FROM pg_catalog.pg_sequence s WHERE s.seqrelid = seq::regclass) <> ((g + 1) << 48) - 1 THEN
+            IF g = 0 THEN
+                EXECUTE format('ALTER SEQUENCE %s MAXVALUE %s', seq, (1::bigint << 48) - 1);
+            ELSE
+                EXECUTE format('ALTER SEQUENCE %s MINVALUE %s MAXVALUE %s START %s RESTART', seq,
+                               (g << 48) + 1, ((g + 1) << 48) - 1, (g << 48) + 1);
+            END IF;
+        END IF;
+    END LOOP;
+    PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', 'on', true);
+END $do$ $cmd$;
+    fresh boolean;
+    t text;
+    c text;
+    r record;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
+        RAISE EXCEPTION USING ERRCODE = '55000',
+            MESSAGE = 'CITUS_NOT_AVAILABLE: Citus is not installed in this database',
+            HINT = 'Install Citus 12.1, add citus first to shared_preload_libraries, CREATE EXTENSION citus on every node, add the workers (citus_add_node) and run witn.distribute() on the coordinator.';
+    END IF;
+    EXECUTE 'SELECT pg_catalog.citus_is_coordinator()' INTO fresh;
+    IF NOT fresh THEN
+        RAISE EXCEPTION USING ERRCODE = '55000',
+            MESSAGE = 'witn.distribute() runs on the Citus coordinator',
+            HINT = 'Connect to the coordinator and run it there.';
+    END IF;
+    -- Settings distribution needs, for this transaction only.
+    PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    fresh := NOT @extschema@.distributed();
+    IF fresh THEN
+        FOREACH c IN ARRAY prepare LOOP
+            EXECUTE c;
+            FOR r IN EXECUTE 'SELECT * FROM pg_catalog.run_command_on_workers($1)' USING c LOOP
+                IF NOT r.success THEN
+                    RAISE EXCEPTION 'witn.distribute(): on node %:%: %', r.nodename, r.nodeport, r.result;
+                END IF;
+            END LOOP;
+        END LOOP;
+    END IF;
+    FOREACH t IN ARRAY lookup LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = ('@extschema@.' || t)::regclass) THEN
+            EXECUTE 'SELECT pg_catalog.create_reference_table($1)' USING ('@extschema@.' || t)::regclass;
+        END IF;
+    END LOOP;
+    IF fresh THEN
+        FOREACH c IN ARRAY foreign_keys LOOP
+            EXECUTE c;
+        END LOOP;
+    END IF;
+    FOREACH t IN ARRAY per_customer LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = ('@extschema@.' || t)::regclass) THEN
+            IF t = 'events' THEN
+                EXECUTE 'SELECT pg_catalog.create_distributed_table($1, ''customer_key'')'
+                  USING ('@extschema@.' || t)::regclass;
+            ELSE
+                EXECUTE 'SELECT pg_catalog.create_distributed_table($1, ''customer_key'', colocate_with => ''@extschema@.events'')'
+                  USING ('@extschema@.' || t)::regclass;
+            END IF;
+        END IF;
+    END LOOP;
+    EXECUTE id_ranges;
+    FOR r IN EXECUTE 'SELECT * FROM pg_catalog.run_command_on_workers($1)' USING id_ranges LOOP
+        IF NOT r.success THEN
+            RAISE EXCEPTION 'witn.distribute(): on node %:%: %', r.nodename, r.nodeport, r.result;
+        END IF;
+    END LOOP;
+    RETURN QUERY
+        SELECT p.logicalrelid::regclass,
+               CASE p.partmethod WHEN 'n' THEN 'reference' ELSE 'distributed by customer_key' END
+          FROM pg_catalog.pg_dist_partition p
+         WHERE p.logicalrelid::regclass::text LIKE '@extschema@.%'
+         ORDER BY p.partmethod DESC, p.logicalrelid::text;
+END $$;
+COMMENT ON FUNCTION @extschema@.distribute() IS
+    'On a Citus coordinator: makes witn''s lookup tables reference tables and its per-customer tables distributed by customer_key (colocated), and gives every node its own id range. Idempotent; run it again after adding a node.';
