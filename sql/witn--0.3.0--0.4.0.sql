@@ -70,6 +70,22 @@ END $$;
 COMMENT ON FUNCTION @extschema@.verify_on(regclass) IS
     'Internal to witn.verify(): verifies one outcomes table or shard.';
 
+-- Work on every shard runs in transactions of its own on the shards' nodes: it cannot see what
+-- the calling transaction wrote and is not undone with it. So on Citus it must be called in a
+-- transaction that has not touched distributed tables yet; anything else is refused.
+CREATE FUNCTION @extschema@.require_own_transaction(what text) RETURNS void
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF (SELECT transaction_number FROM pg_catalog.get_current_transaction_id()) <> 0 THEN
+        RAISE EXCEPTION USING ERRCODE = '25001',
+            MESSAGE = format('%s runs in a transaction of its own on Citus', what),
+            DETAIL = 'This transaction already used distributed tables; the shards are settled and read in transactions of their own on their nodes, which would not see its writes.',
+            HINT = format('Commit first, then call %s alone (as pg_cron does).', what);
+    END IF;
+END $$;
+COMMENT ON FUNCTION @extschema@.require_own_transaction(text) IS
+    'Internal (Citus): refuses work on every shard inside a transaction that already used distributed tables.';
+
 -- On Citus, a command for every shard of witn.outcomes, run on the shard's node (all shards in
 -- parallel; %s in the command is the shard): each shard's one-value result. A shard whose node
 -- fails is an error, not a gap in the answer.
@@ -78,6 +94,7 @@ CREATE FUNCTION @extschema@.on_every_shard(command text) RETURNS SETOF text
 DECLARE
     r record;
 BEGIN
+    PERFORM @extschema@.require_own_transaction('witn.replay() or witn.verify()');
     FOR r IN SELECT * FROM run_command_on_shards('@extschema@.outcomes', command) LOOP
         IF NOT r.success THEN
             RAISE EXCEPTION USING ERRCODE = '58000',
@@ -235,6 +252,7 @@ BEGIN
     -- Citus: every shard settles on its node, all shards in parallel, each in a transaction of
     -- its own there (its outcomes, lines, notifications and errors are colocated); max_outcomes
     -- applies per shard.
+    PERFORM @extschema@.require_own_transaction('witn.settle()');
     confirmed := 0;
     failed := 0;
     errors := 0;
@@ -360,8 +378,22 @@ BEGIN
             EXECUTE c;
         END LOOP;
     END IF;
+    CREATE TEMP TABLE witn_column_grants ON COMMIT DROP AS
+        SELECT c.oid::regclass AS rel, a.privilege_type, a.grantee::regrole::text AS grantee,
+               pg_catalog.string_agg(pg_catalog.quote_ident(att.attname), ', ' ORDER BY att.attnum) AS columns,
+               NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition d WHERE d.logicalrelid = c.oid) AS fresh
+          FROM pg_catalog.pg_class c
+          JOIN pg_catalog.pg_attribute att ON att.attrelid = c.oid
+         CROSS JOIN LATERAL pg_catalog.aclexplode(att.attacl) a
+         WHERE c.oid = ANY (ARRAY(SELECT ('@extschema@.' || x)::regclass FROM unnest(per_customer) x))
+         GROUP BY 1, 2, 3, 5;
     FOREACH t IN ARRAY per_customer LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = ('@extschema@.' || t)::regclass) THEN
+            PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
+            FOR r IN SELECT * FROM pg_temp.witn_column_grants g WHERE g.rel = ('@extschema@.' || t)::regclass LOOP
+                EXECUTE pg_catalog.format('GRANT %s ON %s TO %I', r.privilege_type, r.rel, r.grantee);
+            END LOOP;
+            PERFORM set_config('citus.enable_ddl_propagation', 'on', true);
             IF t = 'events' THEN
                 EXECUTE 'SELECT pg_catalog.create_distributed_table($1, ''customer_key'')'
                   USING ('@extschema@.' || t)::regclass;
@@ -369,8 +401,28 @@ BEGIN
                 EXECUTE 'SELECT pg_catalog.create_distributed_table($1, ''customer_key'', colocate_with => ''@extschema@.events'')'
                   USING ('@extschema@.' || t)::regclass;
             END IF;
+            -- The table itself keeps its column privileges.
+            PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
+            FOR r IN SELECT * FROM pg_temp.witn_column_grants g WHERE g.rel = ('@extschema@.' || t)::regclass LOOP
+                EXECUTE pg_catalog.format('REVOKE %s ON %s FROM %I', r.privilege_type, r.rel, r.grantee);
+                EXECUTE pg_catalog.format('GRANT %s (%s) ON %s TO %I', r.privilege_type, r.columns, r.rel, r.grantee);
+            END LOOP;
+            PERFORM set_config('citus.enable_ddl_propagation', 'on', true);
         END IF;
     END LOOP;
+    -- Column privileges (witn_ingest's INSERT into some columns of witn.events) are checked
+    -- where a statement is planned, on the table itself; Citus does not give them to the
+    -- shards, which would then refuse the rows it routes. Each shard gets them as table
+    -- privileges: the shards made above from a table-level grant given for that moment only,
+    -- the existing ones (a re-run, after a shard move) directly.
+    FOR r IN SELECT * FROM pg_temp.witn_column_grants g WHERE NOT g.fresh LOOP
+        FOR c IN EXECUTE 'SELECT s.result FROM pg_catalog.run_command_on_shards($1, $2) s WHERE NOT s.success'
+            USING r.rel, pg_catalog.format('GRANT %s ON %%s TO %I', r.privilege_type, r.grantee)
+        LOOP
+            RAISE EXCEPTION 'witn.distribute(): granting % on the shards of % to %: %', r.privilege_type, r.rel, r.grantee, c;
+        END LOOP;
+    END LOOP;
+    DROP TABLE pg_temp.witn_column_grants;
     EXECUTE id_ranges;
     FOR r IN EXECUTE 'SELECT * FROM pg_catalog.run_command_on_workers($1)' USING id_ranges LOOP
         IF NOT r.success THEN
@@ -390,7 +442,7 @@ COMMENT ON FUNCTION @extschema@.distribute() IS
 -- As the install script leaves every function: none for PUBLIC; the same grants as before for
 -- the functions replaced.
 REVOKE EXECUTE ON FUNCTION @extschema@.replay_on(regclass, bigint, boolean), @extschema@.verify_on(regclass),
-    @extschema@.on_every_shard(text), @extschema@.replay(bigint), @extschema@.replay_outcome(bigint), @extschema@.verify(),
+    @extschema@.on_every_shard(text), @extschema@.require_own_transaction(text), @extschema@.replay(bigint), @extschema@.replay_outcome(bigint), @extschema@.verify(),
     @extschema@.settle_batch(timestamptz, integer, bigint, text, regclass), @extschema@.shard_of(text, regclass),
     @extschema@.settle_on(regclass, timestamptz, integer), @extschema@.settle(timestamptz, integer),
     @extschema@.distributed(), @extschema@.distribute() FROM PUBLIC;
@@ -398,3 +450,85 @@ REVOKE EXECUTE ON FUNCTION @extschema@.explain(bigint), @extschema@.explain_outc
 GRANT EXECUTE ON FUNCTION @extschema@.explain(bigint), @extschema@.replay(bigint), @extschema@.verify() TO witn_admin, witn_reader;
 GRANT EXECUTE ON FUNCTION @extschema@.explain(bigint) TO witn_customer;
 GRANT EXECUTE ON FUNCTION @extschema@.explain_outcome(bigint) TO witn_admin, witn_reader, witn_customer;
+
+-- ---- row policies and key guards on Citus ----
+-- The key guard checks the outcome shards of its node when it fires on a reference table's
+-- shard; the customer claim is refused loudly where it did not arrive; pre_request sends it.
+CREATE OR REPLACE FUNCTION @extschema@.protect_referenced_keys() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    referenced boolean := false;
+    -- customers or agents; on Citus the trigger fires on a reference table's shard on every
+    -- node (customers_102008), and each node checks the outcome shards it holds.
+    tab constant text := CASE WHEN TG_TABLE_NAME LIKE 'customers%' THEN 'customers' ELSE 'agents' END;
+    shard regclass;
+BEGIN
+    IF TG_OP = 'UPDATE' AND NEW.key = OLD.key THEN
+        RETURN NEW;
+    END IF;
+    IF TG_TABLE_NAME IN ('customers', 'agents') THEN
+        IF tab = 'customers' THEN
+            SELECT EXISTS (SELECT 1 FROM @extschema@.outcomes o WHERE o.customer_key = OLD.key) INTO referenced;
+        ELSE
+            SELECT EXISTS (SELECT 1 FROM @extschema@.outcomes o WHERE o.agent_key = OLD.key) INTO referenced;
+        END IF;
+    ELSE
+        FOR shard IN EXECUTE
+            'SELECT pg_catalog.format(''%I.%I'', ''@extschema@'', ''outcomes_'' || s.shardid)::regclass
+               FROM pg_catalog.pg_dist_shard s JOIN pg_catalog.pg_dist_placement p USING (shardid)
+              WHERE s.logicalrelid = ''@extschema@.outcomes''::regclass
+                AND p.groupid = (SELECT groupid FROM pg_catalog.pg_dist_local_group)'
+        LOOP
+            EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %s o WHERE o.%I = $1)', shard,
+                                      CASE tab WHEN 'customers' THEN 'customer_key' ELSE 'agent_key' END)
+               INTO referenced USING OLD.key;
+            EXIT WHEN referenced;
+        END LOOP;
+    END IF;
+    IF referenced THEN
+        RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
+            MESSAGE = format('%s %s has outcomes and cannot be %s', rtrim(tab, 's'), OLD.key,
+                             CASE TG_OP WHEN 'DELETE' THEN 'deleted' ELSE 'renamed' END),
+            DETAIL = format('witn.outcomes refers to %s.key = %s', tab, OLD.key),
+            HINT = 'Outcomes and invoice lines keep referring to it; keep the row.';
+    END IF;
+    RETURN CASE TG_OP WHEN 'DELETE' THEN OLD ELSE NEW END;
+END $$;
+
+CREATE OR REPLACE FUNCTION @extschema@.current_customer_key() RETURNS text
+    LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    claims jsonb := nullif(current_setting('request.jwt.claims', true), '')::jsonb;
+BEGIN
+    -- On Citus a policy is checked on the worker, in a connection the coordinator opened; the
+    -- claim is there only if the request sent it (witn.pre_request()). Without it the answer
+    -- would be "no customer": for a customer token no rows, for an ingest token no scope.
+    IF claims IS NULL AND current_setting('application_name') LIKE 'citus\_internal gpid=%' THEN
+        RAISE EXCEPTION USING ERRCODE = '42501',
+            MESSAGE = 'witn: the request''s JWT claims did not reach this Citus node',
+            HINT = 'Set PostgREST''s db-pre-request to witn.pre_request, or run SELECT witn.pre_request() after setting request.jwt.claims (docs/scale-out.md).';
+    END IF;
+    RETURN CASE WHEN claims ->> 'role' = current_user THEN claims ->> 'customer_key' END;
+END $$;
+
+-- PostgREST's db-pre-request on Citus: sends the request's claims on to the workers, where the
+-- row policies read them. Citus propagates SET LOCAL (citus.propagate_set_commands = local), not
+-- set_config(), so it re-issues them as SET LOCAL. No SET clause (its SET LOCAL must outlive
+-- it): every name in it is schema-qualified. A no-op on a single node.
+CREATE FUNCTION @extschema@.pre_request() RETURNS void
+    LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    claims text := pg_catalog.current_setting('request.jwt.claims', true);
+BEGIN
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN;
+    END IF;
+    EXECUTE 'SET LOCAL citus.propagate_set_commands = local';
+    IF claims IS NOT NULL THEN
+        EXECUTE pg_catalog.format('SET LOCAL request.jwt.claims = %L', claims);
+    END IF;
+END $$;
+COMMENT ON FUNCTION @extschema@.pre_request() IS
+    'PostgREST db-pre-request on Citus: passes request.jwt.claims on to the workers (a no-op on a single node).';
+REVOKE EXECUTE ON FUNCTION @extschema@.pre_request() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.pre_request() TO witn_admin, witn_ingest, witn_reader, witn_customer;

@@ -253,21 +253,39 @@ COMMENT ON TABLE @extschema@.settlement_errors IS
 CREATE FUNCTION @extschema@.protect_referenced_keys() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    referenced boolean;
+    referenced boolean := false;
+    -- customers or agents; on Citus the trigger fires on a reference table's shard on every
+    -- node (customers_102008), and each node checks the outcome shards it holds.
+    tab constant text := CASE WHEN TG_TABLE_NAME LIKE 'customers%' THEN 'customers' ELSE 'agents' END;
+    shard regclass;
 BEGIN
     IF TG_OP = 'UPDATE' AND NEW.key = OLD.key THEN
         RETURN NEW;
     END IF;
-    IF TG_TABLE_NAME = 'customers' THEN
-        SELECT EXISTS (SELECT 1 FROM @extschema@.outcomes o WHERE o.customer_key = OLD.key) INTO referenced;
+    IF TG_TABLE_NAME IN ('customers', 'agents') THEN
+        IF tab = 'customers' THEN
+            SELECT EXISTS (SELECT 1 FROM @extschema@.outcomes o WHERE o.customer_key = OLD.key) INTO referenced;
+        ELSE
+            SELECT EXISTS (SELECT 1 FROM @extschema@.outcomes o WHERE o.agent_key = OLD.key) INTO referenced;
+        END IF;
     ELSE
-        SELECT EXISTS (SELECT 1 FROM @extschema@.outcomes o WHERE o.agent_key = OLD.key) INTO referenced;
+        FOR shard IN EXECUTE
+            'SELECT pg_catalog.format(''%I.%I'', ''@extschema@'', ''outcomes_'' || s.shardid)::regclass
+               FROM pg_catalog.pg_dist_shard s JOIN pg_catalog.pg_dist_placement p USING (shardid)
+              WHERE s.logicalrelid = ''@extschema@.outcomes''::regclass
+                AND p.groupid = (SELECT groupid FROM pg_catalog.pg_dist_local_group)'
+        LOOP
+            EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %s o WHERE o.%I = $1)', shard,
+                                      CASE tab WHEN 'customers' THEN 'customer_key' ELSE 'agent_key' END)
+               INTO referenced USING OLD.key;
+            EXIT WHEN referenced;
+        END LOOP;
     END IF;
     IF referenced THEN
         RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
-            MESSAGE = format('%s %s has outcomes and cannot be %s', rtrim(TG_TABLE_NAME, 's'), OLD.key,
+            MESSAGE = format('%s %s has outcomes and cannot be %s', rtrim(tab, 's'), OLD.key,
                              CASE TG_OP WHEN 'DELETE' THEN 'deleted' ELSE 'renamed' END),
-            DETAIL = format('witn.outcomes refers to %s.key = %s', TG_TABLE_NAME, OLD.key),
+            DETAIL = format('witn.outcomes refers to %s.key = %s', tab, OLD.key),
             HINT = 'Outcomes and invoice lines keep referring to it; keep the row.';
     END IF;
     RETURN CASE TG_OP WHEN 'DELETE' THEN OLD ELSE NEW END;

@@ -81,6 +81,22 @@ END $$;
 COMMENT ON FUNCTION @extschema@.verify_on(regclass) IS
     'Internal to witn.verify(): verifies one outcomes table or shard.';
 
+-- Work on every shard runs in transactions of its own on the shards' nodes: it cannot see what
+-- the calling transaction wrote and is not undone with it. So on Citus it must be called in a
+-- transaction that has not touched distributed tables yet; anything else is refused.
+CREATE FUNCTION @extschema@.require_own_transaction(what text) RETURNS void
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF (SELECT transaction_number FROM pg_catalog.get_current_transaction_id()) <> 0 THEN
+        RAISE EXCEPTION USING ERRCODE = '25001',
+            MESSAGE = format('%s runs in a transaction of its own on Citus', what),
+            DETAIL = 'This transaction already used distributed tables; the shards are settled and read in transactions of their own on their nodes, which would not see its writes.',
+            HINT = format('Commit first, then call %s alone (as pg_cron does).', what);
+    END IF;
+END $$;
+COMMENT ON FUNCTION @extschema@.require_own_transaction(text) IS
+    'Internal (Citus): refuses work on every shard inside a transaction that already used distributed tables.';
+
 -- On Citus, a command for every shard of witn.outcomes, run on the shard's node (all shards in
 -- parallel; %s in the command is the shard): each shard's one-value result. A shard whose node
 -- fails is an error, not a gap in the answer.
@@ -89,6 +105,7 @@ CREATE FUNCTION @extschema@.on_every_shard(command text) RETURNS SETOF text
 DECLARE
     r record;
 BEGIN
+    PERFORM @extschema@.require_own_transaction('witn.replay() or witn.verify()');
     FOR r IN SELECT * FROM run_command_on_shards('@extschema@.outcomes', command) LOOP
         IF NOT r.success THEN
             RAISE EXCEPTION USING ERRCODE = '58000',

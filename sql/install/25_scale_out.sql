@@ -107,8 +107,22 @@ BEGIN
             EXECUTE c;
         END LOOP;
     END IF;
+    CREATE TEMP TABLE witn_column_grants ON COMMIT DROP AS
+        SELECT c.oid::regclass AS rel, a.privilege_type, a.grantee::regrole::text AS grantee,
+               pg_catalog.string_agg(pg_catalog.quote_ident(att.attname), ', ' ORDER BY att.attnum) AS columns,
+               NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition d WHERE d.logicalrelid = c.oid) AS fresh
+          FROM pg_catalog.pg_class c
+          JOIN pg_catalog.pg_attribute att ON att.attrelid = c.oid
+         CROSS JOIN LATERAL pg_catalog.aclexplode(att.attacl) a
+         WHERE c.oid = ANY (ARRAY(SELECT ('@extschema@.' || x)::regclass FROM unnest(per_customer) x))
+         GROUP BY 1, 2, 3, 5;
     FOREACH t IN ARRAY per_customer LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = ('@extschema@.' || t)::regclass) THEN
+            PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
+            FOR r IN SELECT * FROM pg_temp.witn_column_grants g WHERE g.rel = ('@extschema@.' || t)::regclass LOOP
+                EXECUTE pg_catalog.format('GRANT %s ON %s TO %I', r.privilege_type, r.rel, r.grantee);
+            END LOOP;
+            PERFORM set_config('citus.enable_ddl_propagation', 'on', true);
             IF t = 'events' THEN
                 EXECUTE 'SELECT pg_catalog.create_distributed_table($1, ''customer_key'')'
                   USING ('@extschema@.' || t)::regclass;
@@ -116,8 +130,28 @@ BEGIN
                 EXECUTE 'SELECT pg_catalog.create_distributed_table($1, ''customer_key'', colocate_with => ''@extschema@.events'')'
                   USING ('@extschema@.' || t)::regclass;
             END IF;
+            -- The table itself keeps its column privileges.
+            PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
+            FOR r IN SELECT * FROM pg_temp.witn_column_grants g WHERE g.rel = ('@extschema@.' || t)::regclass LOOP
+                EXECUTE pg_catalog.format('REVOKE %s ON %s FROM %I', r.privilege_type, r.rel, r.grantee);
+                EXECUTE pg_catalog.format('GRANT %s (%s) ON %s TO %I', r.privilege_type, r.columns, r.rel, r.grantee);
+            END LOOP;
+            PERFORM set_config('citus.enable_ddl_propagation', 'on', true);
         END IF;
     END LOOP;
+    -- Column privileges (witn_ingest's INSERT into some columns of witn.events) are checked
+    -- where a statement is planned, on the table itself; Citus does not give them to the
+    -- shards, which would then refuse the rows it routes. Each shard gets them as table
+    -- privileges: the shards made above from a table-level grant given for that moment only,
+    -- the existing ones (a re-run, after a shard move) directly.
+    FOR r IN SELECT * FROM pg_temp.witn_column_grants g WHERE NOT g.fresh LOOP
+        FOR c IN EXECUTE 'SELECT s.result FROM pg_catalog.run_command_on_shards($1, $2) s WHERE NOT s.success'
+            USING r.rel, pg_catalog.format('GRANT %s ON %%s TO %I', r.privilege_type, r.grantee)
+        LOOP
+            RAISE EXCEPTION 'witn.distribute(): granting % on the shards of % to %: %', r.privilege_type, r.rel, r.grantee, c;
+        END LOOP;
+    END LOOP;
+    DROP TABLE pg_temp.witn_column_grants;
     EXECUTE id_ranges;
     FOR r IN EXECUTE 'SELECT * FROM pg_catalog.run_command_on_workers($1)' USING id_ranges LOOP
         IF NOT r.success THEN

@@ -128,6 +128,7 @@ BEGIN
     -- Citus: every shard settles on its node, all shards in parallel, each in a transaction of
     -- its own there (its outcomes, lines, notifications and errors are colocated); max_outcomes
     -- applies per shard.
+    PERFORM @extschema@.require_own_transaction('witn.settle()');
     confirmed := 0;
     failed := 0;
     errors := 0;

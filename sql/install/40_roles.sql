@@ -93,14 +93,45 @@ GRANT EXECUTE ON FUNCTION @extschema@.explain_outcome(bigint) TO witn_admin, wit
 -- notifications whatever the caller may see.
 -- ---------------------------------------------------------------------------------------------
 CREATE FUNCTION @extschema@.current_customer_key() RETURNS text
-    LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT CASE WHEN claims ->> 'role' = current_user THEN claims ->> 'customer_key' END
-      FROM (SELECT nullif(current_setting('request.jwt.claims', true), '')::jsonb AS claims) c
-$$;
+    LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    claims jsonb := nullif(current_setting('request.jwt.claims', true), '')::jsonb;
+BEGIN
+    -- On Citus a policy is checked on the worker, in a connection the coordinator opened; the
+    -- claim is there only if the request sent it (witn.pre_request()). Without it the answer
+    -- would be "no customer": for a customer token no rows, for an ingest token no scope.
+    IF claims IS NULL AND current_setting('application_name') LIKE 'citus\_internal gpid=%' THEN
+        RAISE EXCEPTION USING ERRCODE = '42501',
+            MESSAGE = 'witn: the request''s JWT claims did not reach this Citus node',
+            HINT = 'Set PostgREST''s db-pre-request to witn.pre_request, or run SELECT witn.pre_request() after setting request.jwt.claims (docs/scale-out.md).';
+    END IF;
+    RETURN CASE WHEN claims ->> 'role' = current_user THEN claims ->> 'customer_key' END;
+END $$;
 COMMENT ON FUNCTION @extschema@.current_customer_key() IS
     'The customer_key claim of the request''s JWT (request.jwt.claims, as PostgREST sets it), or NULL when there is none or the token was issued for another role than the current one.';
 REVOKE EXECUTE ON FUNCTION @extschema@.current_customer_key() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.current_customer_key()
+
+-- PostgREST's db-pre-request on Citus: sends the request's claims on to the workers, where the
+-- row policies read them. Citus propagates SET LOCAL (citus.propagate_set_commands = local), not
+-- set_config(), so it re-issues them as SET LOCAL. No SET clause (its SET LOCAL must outlive
+-- it): every name in it is schema-qualified. A no-op on a single node.
+CREATE FUNCTION @extschema@.pre_request() RETURNS void
+    LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    claims text := pg_catalog.current_setting('request.jwt.claims', true);
+BEGIN
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN;
+    END IF;
+    EXECUTE 'SET LOCAL citus.propagate_set_commands = local';
+    IF claims IS NOT NULL THEN
+        EXECUTE pg_catalog.format('SET LOCAL request.jwt.claims = %L', claims);
+    END IF;
+END $$;
+COMMENT ON FUNCTION @extschema@.pre_request() IS
+    'PostgREST db-pre-request on Citus: passes request.jwt.claims on to the workers (a no-op on a single node).';
+REVOKE EXECUTE ON FUNCTION @extschema@.pre_request() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.current_customer_key(), @extschema@.pre_request()
     TO witn_admin, witn_ingest, witn_reader, witn_customer;
 
 ALTER TABLE @extschema@.outcomes ENABLE ROW LEVEL SECURITY;

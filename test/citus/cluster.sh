@@ -62,9 +62,20 @@ witn_citus_start() {
     [ "$(id -u)" = 0 ] && chown "${WITN_CLUSTER_USER:-postgres}:" "$dir"
     chmod 755 "$dir"
     WITN_CITUS_PORTS=()
+    # Ports below the kernel's ephemeral range (32768 and up on Linux), where the many
+    # connections between the nodes could hold a port a node is about to listen on; a port
+    # taken meanwhile is retried with the next one.
+    local base=${WITN_CITUS_PORT_BASE:-25432} attempt
     for ((i = 0; i <= WITN_CITUS_WORKERS; i++)); do
-        port=$(WITN_PORT_BASE=$((${WITN_CITUS_PORT_BASE:-55432} + i * 7)) witn_free_port) || return 1
-        witn__citus_node_start "$dir/node$i" "$port" || return 1
+        for ((attempt = 0; ; attempt++)); do
+            port=$(WITN_PORT_BASE=$((base + i * 7 + attempt * 31)) witn_free_port) || return 1
+            witn__citus_node_start "$dir/node$i" "$port" 2>"$dir/start$i.log" && break
+            if ((attempt >= 3)) || ! grep -q "Address already in use" "$dir/node$i/server.log" 2>/dev/null; then
+                cat "$dir/start$i.log" >&2
+                return 1
+            fi
+            rm -rf "$dir/node$i"
+        done
         WITN_CITUS_PORTS+=("$port")
     done
     export PGHOST=127.0.0.1 PGPORT=${WITN_CITUS_PORTS[0]} PGUSER=postgres

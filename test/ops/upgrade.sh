@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ALTER EXTENSION witn UPDATE from every earlier release (0.1.0, 0.2.0): a database holding
+# ALTER EXTENSION witn UPDATE from every earlier release (0.1.0, 0.2.0, 0.3.0): a database holding
 # that release's data, upgraded, has exactly the objects of a fresh install of the current
 # version, keeps every row, settles what is due as the fresh install does, and keeps applying
 # new events to its outcomes.
@@ -85,11 +85,11 @@ upgrade_from() { # VERSION
     check "and nothing is written" "0 0" "$(q "$old" "SELECT (SELECT count(*) FROM witn.events) || ' ' || (SELECT count(*) FROM witn.outcomes)")"
     q "$old" "DELETE FROM witn.rate_card_prices; DELETE FROM witn.agents; DELETE FROM witn.customers; DELETE FROM witn.rate_cards" >/dev/null
 
-    # The same rows in the $from schema, the way pg_restore loads them (events keep their
-    # received_at, so the events trigger does not apply them again).
+    # The same rows in the $from schema, the way a restore loads them (session_replication_role
+    # = replica: the events trigger does not apply them again).
     copy_table() { # table columns
         psql -X -q -v ON_ERROR_STOP=1 -d "$ref" -c "COPY (SELECT $2 FROM witn.$1) TO STDOUT" |
-            psql -X -q -v ON_ERROR_STOP=1 -d "$old" -c "COPY witn.$1 ($2) FROM STDIN"
+            PGOPTIONS='-c session_replication_role=replica' psql -X -q -v ON_ERROR_STOP=1 -d "$old" -c "COPY witn.$1 ($2) FROM STDIN"
     }
     copy_table rate_cards "key, name, currency, created_at, updated_at"
     copy_table customers "key, name, rate_card_key, created_at, updated_at"
@@ -149,4 +149,5 @@ upgrade_from() { # VERSION
 
 upgrade_from 0.1.0
 upgrade_from 0.2.0
+upgrade_from 0.3.0
 exit $fail

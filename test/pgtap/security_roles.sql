@@ -3,7 +3,7 @@
 -- each role's forbidden operations failing with 42501.
 BEGIN;
 \ir api_request.psql
-SELECT plan(53);
+SELECT plan(54);
 
 -- ---------------------------------------------------------------------------------------------
 -- The roles.
@@ -120,19 +120,21 @@ SELECT results_eq($$ SELECT * FROM pg_temp.privileges('witn_admin') $$, $$ VALUE
     ('witn_api.rate_card_prices', 'SELECT INSERT(agent_key, price_per_unit, rate_card_key) UPDATE(price_per_unit) DELETE'),
     ('witn_api.rate_cards', 'SELECT INSERT(currency, key, name) UPDATE(currency, name) DELETE') $$,
     'witn_admin: reads everything, writes the lookup tables but not their keys, adds currencies');
-SELECT set_eq($$ SELECT pg_temp.executable('witn_ingest') $$, ARRAY['witn.current_customer_key()'],
-              'witn_ingest executes current_customer_key() (its insert policy) only');
+SELECT set_eq($$ SELECT pg_temp.executable('witn_ingest') $$, ARRAY['witn.current_customer_key()', 'witn.pre_request()'],
+              'witn_ingest executes current_customer_key() (its insert policy) and pre_request() (PostgREST on Citus) only');
 SELECT set_eq($$ SELECT pg_temp.executable('witn_customer') $$,
-              ARRAY['witn.current_customer_key()', 'witn.explain(bigint)', 'witn.explain_outcome(bigint)',
-                    'witn_api.explain_outcome(bigint)'],
+              ARRAY['witn.current_customer_key()', 'witn.pre_request()', 'witn.explain(bigint)',
+                    'witn.explain_outcome(bigint)', 'witn_api.explain_outcome(bigint)'],
               'witn_customer executes explain and explain_outcome (rows by policy)');
 SELECT set_eq($$ SELECT pg_temp.executable('witn_reader') $$,
-              ARRAY['witn.current_customer_key()', 'witn.explain(bigint)', 'witn.explain_outcome(bigint)',
-                    'witn.replay(bigint)', 'witn.verify()', 'witn_api.explain_outcome(bigint)'],
+              ARRAY['witn.current_customer_key()', 'witn.pre_request()', 'witn.explain(bigint)',
+                    'witn.explain_outcome(bigint)', 'witn.replay(bigint)', 'witn.verify()',
+                    'witn_api.explain_outcome(bigint)'],
               'witn_reader executes the audit functions');
 SELECT set_eq($$ SELECT pg_temp.executable('witn_admin') $$,
-              ARRAY['witn.current_customer_key()', 'witn.explain(bigint)', 'witn.explain_outcome(bigint)',
-                    'witn.replay(bigint)', 'witn.verify()', 'witn_api.explain_outcome(bigint)'],
+              ARRAY['witn.current_customer_key()', 'witn.pre_request()', 'witn.explain(bigint)',
+                    'witn.explain_outcome(bigint)', 'witn.replay(bigint)', 'witn.verify()',
+                    'witn_api.explain_outcome(bigint)'],
               'witn_admin executes the audit functions, not settle or the scheduling functions');
 
 -- ---------------------------------------------------------------------------------------------
@@ -157,8 +159,14 @@ SELECT is_empty(
           AND p.prolang IN (SELECT oid FROM pg_language WHERE lanname IN ('sql', 'plpgsql'))
           AND (has_function_privilege('public', p.oid, 'EXECUTE')
                OR EXISTS (SELECT FROM pg_roles r WHERE r.rolname LIKE 'witn\_%' AND has_function_privilege(r.oid, p.oid, 'EXECUTE')))
-          AND NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false) $$,
+          AND NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false)
+          -- its SET LOCAL must outlive it, which a SET clause would undo: every name in it is
+          -- schema-qualified (checked below)
+          AND p.oid <> 'witn.pre_request()'::regprocedure $$,
     'every SQL and PL/pgSQL function that PUBLIC or a witn role may call pins search_path = pg_catalog, pg_temp');
+SELECT unalike(regexp_replace(pg_get_functiondef('witn.pre_request()'::regprocedure),
+                              '(pg_catalog|witn)\.[a-z_]+\(|''[^'']*''|\mIF\M|\mNOT\M|\mIS\M|\mNULL\M|\mTHEN\M', '', 'g'),
+               '%(%', 'witn.pre_request() calls no function without its schema');
 SELECT is_empty(
     $$ SELECT c.oid::regclass FROM pg_class c
         WHERE c.relnamespace IN ('witn'::regnamespace, 'witn_api'::regnamespace) AND c.relkind = 'v'
