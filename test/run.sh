@@ -19,7 +19,8 @@
 #                test/citus/cluster.sh), counted per check; skipped (and said so) without Citus
 #   fuzz         make fuzz (libFuzzer with ASan/UBSan), counted as one test
 #   bench        test/bench/run.sh --smoke: every benchmark scenario at 1/100 scale on its own
-#                cluster, with its correctness checks (as root only), counted as one test
+#                cluster, with its correctness checks (as root only), counted as one test; and
+#                test/bench/citus.sh --smoke (Citus against a single node) when Citus is there
 #
 # Environment:
 #   WITN_FUZZ_SECONDS=N  fuzzing time in total over all targets (default 60)
@@ -441,15 +442,30 @@ if [ "${WITN_SKIP_BENCH:-0}" = 1 ]; then
 elif [ "$(id -u)" != 0 ]; then
     echo "    skipped: the benchmark runs its cluster as postgres and needs root"
     record bench 0 0 "skipped (not root)"
-elif witn_run_bounded 600 "$LOGS/bench.log" bash test/bench/run.sh --smoke --out "$LOGS/bench"; then
-    echo "    checks passed; figures at 1/100 scale are not the targets' measure (docs/performance.md):"
-    grep -E '^checks:|^ {8}(settled|ref outcomes)|^  \([a-f]\)' "$LOGS/bench.log" | indent
-    record bench 1 0
 else
-    echo "    the benchmark smoke run FAILED:"
-    show_log "$LOGS/bench.log" 60
-    record bench 0 1
-    failed "bench: test/bench/run.sh --smoke failed"
+    if witn_run_bounded 600 "$LOGS/bench.log" bash test/bench/run.sh --smoke --out "$LOGS/bench"; then
+        echo "    checks passed; figures at 1/100 scale are not the targets' measure (docs/performance.md):"
+        grep -E '^checks:|^ {8}(settled|ref outcomes)|^  \([a-f]\)' "$LOGS/bench.log" | indent
+        record bench 1 0
+    else
+        echo "    the benchmark smoke run FAILED:"
+        show_log "$LOGS/bench.log" 60
+        record bench 0 1
+        failed "bench: test/bench/run.sh --smoke failed"
+    fi
+    # The Citus benchmark (a cluster of its own against a single node), when Citus is there.
+    if ! witn_citus_available; then
+        echo "    Citus benchmark skipped: Citus is not installed"
+    elif witn_run_bounded 600 "$LOGS/bench-citus.log" bash test/bench/citus.sh --smoke; then
+        echo "    Citus benchmark (test/bench/citus.sh --smoke): checks passed; smoke figures:"
+        grep -E '^(ingest|settlement|added)' "$LOGS/bench-citus.log" | indent
+        record bench 1 0
+    else
+        echo "    the Citus benchmark smoke run FAILED:"
+        show_log "$LOGS/bench-citus.log" 60
+        record bench 0 1
+        failed "bench: test/bench/citus.sh --smoke failed"
+    fi
 fi
 
 # ---- the end ------------------------------------------------------------------------------------

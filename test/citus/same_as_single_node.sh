@@ -86,8 +86,8 @@ for step in range(60):
 out.write("SELECT 'settled', * FROM witn.settle(timestamptz '2026-01-20 00:00:00+00');\n")
 PY
 # Statements that fail (an outcome's first event without agent) fail in both: psql goes on.
-psql -X -q -d "$dist" -f "$work/workload.sql" >"$work/dist.out" 2>"$work/dist.err" || true
-psql -X -q -d "$single" -f "$work/workload.sql" >"$work/single.out" 2>"$work/single.err" || true
+psql -X -q -At -d "$dist" -f "$work/workload.sql" >"$work/dist.out" 2>"$work/dist.err" || true
+psql -X -q -At -d "$single" -f "$work/workload.sql" >"$work/single.out" 2>"$work/single.err" || true
 # Errors: the same ones, in the same order (Citus adds where they ran).
 # Which statements fail is decided per statement; of several bad rows in one statement, a
 # single node names the first in outcome order, Citus the first shard to fail.
