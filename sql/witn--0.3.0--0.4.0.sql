@@ -368,16 +368,11 @@ BEGIN
             END LOOP;
         END LOOP;
     END IF;
-    FOREACH t IN ARRAY lookup LOOP
-        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = ('@extschema@.' || t)::regclass) THEN
-            EXECUTE 'SELECT pg_catalog.create_reference_table($1)' USING ('@extschema@.' || t)::regclass;
-        END IF;
-    END LOOP;
-    IF fresh THEN
-        FOREACH c IN ARRAY foreign_keys LOOP
-            EXECUTE c;
-        END LOOP;
-    END IF;
+    -- Column privileges (witn_ingest's INSERT into some columns of witn.events, witn_admin's
+    -- writes of the lookup tables) are checked where a statement is planned, on the table
+    -- itself; Citus does not give them to the shards, which would then refuse what it routes.
+    -- Each shard gets them as table privileges: shards made here from a table-level grant given
+    -- for that moment only, existing ones (a re-run, after a shard move) directly.
     CREATE TEMP TABLE witn_column_grants ON COMMIT DROP AS
         SELECT c.oid::regclass AS rel, a.privilege_type, a.grantee::regrole::text AS grantee,
                pg_catalog.string_agg(pg_catalog.quote_ident(att.attname), ', ' ORDER BY att.attnum) AS columns,
@@ -385,8 +380,29 @@ BEGIN
           FROM pg_catalog.pg_class c
           JOIN pg_catalog.pg_attribute att ON att.attrelid = c.oid
          CROSS JOIN LATERAL pg_catalog.aclexplode(att.attacl) a
-         WHERE c.oid = ANY (ARRAY(SELECT ('@extschema@.' || x)::regclass FROM unnest(per_customer) x))
+         WHERE c.oid = ANY (ARRAY(SELECT ('@extschema@.' || x)::regclass FROM unnest(lookup || per_customer) x))
          GROUP BY 1, 2, 3, 5;
+    FOREACH t IN ARRAY lookup LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = ('@extschema@.' || t)::regclass) THEN
+            PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
+            FOR r IN SELECT * FROM pg_temp.witn_column_grants g WHERE g.rel = ('@extschema@.' || t)::regclass LOOP
+                EXECUTE pg_catalog.format('GRANT %s ON %s TO %I', r.privilege_type, r.rel, r.grantee);
+            END LOOP;
+            PERFORM set_config('citus.enable_ddl_propagation', 'on', true);
+            EXECUTE 'SELECT pg_catalog.create_reference_table($1)' USING ('@extschema@.' || t)::regclass;
+            PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
+            FOR r IN SELECT * FROM pg_temp.witn_column_grants g WHERE g.rel = ('@extschema@.' || t)::regclass LOOP
+                EXECUTE pg_catalog.format('REVOKE %s ON %s FROM %I', r.privilege_type, r.rel, r.grantee);
+                EXECUTE pg_catalog.format('GRANT %s (%s) ON %s TO %I', r.privilege_type, r.columns, r.rel, r.grantee);
+            END LOOP;
+            PERFORM set_config('citus.enable_ddl_propagation', 'on', true);
+        END IF;
+    END LOOP;
+    IF fresh THEN
+        FOREACH c IN ARRAY foreign_keys LOOP
+            EXECUTE c;
+        END LOOP;
+    END IF;
     FOREACH t IN ARRAY per_customer LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = ('@extschema@.' || t)::regclass) THEN
             PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
@@ -410,19 +426,21 @@ BEGIN
             PERFORM set_config('citus.enable_ddl_propagation', 'on', true);
         END IF;
     END LOOP;
-    -- Column privileges (witn_ingest's INSERT into some columns of witn.events) are checked
-    -- where a statement is planned, on the table itself; Citus does not give them to the
-    -- shards, which would then refuse the rows it routes. Each shard gets them as table
-    -- privileges: the shards made above from a table-level grant given for that moment only,
-    -- the existing ones (a re-run, after a shard move) directly.
+    -- The shards made in an earlier run (moved since, perhaps): every placement.
     FOR r IN SELECT * FROM pg_temp.witn_column_grants g WHERE NOT g.fresh LOOP
-        FOR c IN EXECUTE 'SELECT s.result FROM pg_catalog.run_command_on_shards($1, $2) s WHERE NOT s.success'
+        FOR c IN EXECUTE 'SELECT s.result FROM pg_catalog.run_command_on_placements($1, $2) s WHERE NOT s.success'
             USING r.rel, pg_catalog.format('GRANT %s ON %%s TO %I', r.privilege_type, r.grantee)
         LOOP
             RAISE EXCEPTION 'witn.distribute(): granting % on the shards of % to %: %', r.privilege_type, r.rel, r.grantee, c;
         END LOOP;
     END LOOP;
     DROP TABLE pg_temp.witn_column_grants;
+    -- witn_admin writes the lookup tables, whose foreign keys make Citus lock the referenced
+    -- reference tables' shards on every node, which it lets only roles with table-wide
+    -- UPDATE, DELETE or TRUNCATE on them do; witn_admin's rights are per column. Skipping that
+    -- check for witn_admin, in this database only, lets it write what its grants allow.
+    EXECUTE pg_catalog.format('ALTER ROLE witn_admin IN DATABASE %I SET citus.skip_advisory_lock_permission_checks = on',
+                              pg_catalog.current_database());
     EXECUTE id_ranges;
     FOR r IN EXECUTE 'SELECT * FROM pg_catalog.run_command_on_workers($1)' USING id_ranges LOOP
         IF NOT r.success THEN

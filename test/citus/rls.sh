@@ -27,8 +27,8 @@ $3;
 COMMIT;
 SQL
 }
-q "ALTER ROLE witn_customer LOGIN; ALTER ROLE witn_ingest LOGIN; ALTER ROLE witn_reader LOGIN" >/dev/null
-trap 'q "ALTER ROLE witn_customer NOLOGIN; ALTER ROLE witn_ingest NOLOGIN; ALTER ROLE witn_reader NOLOGIN" >/dev/null 2>&1' EXIT
+q "ALTER ROLE witn_customer LOGIN; ALTER ROLE witn_ingest LOGIN; ALTER ROLE witn_reader LOGIN; ALTER ROLE witn_admin LOGIN" >/dev/null
+trap 'q "ALTER ROLE witn_customer NOLOGIN; ALTER ROLE witn_ingest NOLOGIN; ALTER ROLE witn_reader NOLOGIN; ALTER ROLE witn_admin NOLOGIN" >/dev/null 2>&1' EXIT
 q "INSERT INTO witn.rate_cards (key, currency) VALUES ('std', 'USD');
    INSERT INTO witn.customers (key, rate_card_key) SELECT 'c' || g, 'std' FROM generate_series(1, 8) g;
    INSERT INTO witn.agents (key, condition, attribution_method, settlement_period)
@@ -82,6 +82,18 @@ check "... and nothing of another customer's" "0" \
 check "witn.pre_request() is a no-op on a single node and needs no privilege beyond the roles'" "" \
     "$(request witn_customer "$c1" "SELECT witn.pre_request()")"
 
+# witn_admin writes the lookup tables (reference tables: a copy on every node) within its
+# column privileges, as on one node.
+admin='{"role": "witn_admin"}'
+check "witn_admin adds a customer and a rate card" "added" \
+    "$(request witn_admin "$admin" "INSERT INTO witn.rate_cards (key, currency) VALUES ('premium', 'USD'); INSERT INTO witn.customers (key, rate_card_key) VALUES ('c9', 'premium') RETURNING 'added'")"
+check "witn_admin changes an agent's condition and a price" "changed" \
+    "$(request witn_admin "$admin" "UPDATE witn.rate_card_prices SET price_per_unit = 3 WHERE rate_card_key = 'std'; UPDATE witn.agents SET condition = '[{\"fact\": \"replied\", \"operator\": \"seen\"}]', name = 'Support' WHERE key = 'support' RETURNING 'changed'")"
+check "witn_admin may not change a key (column privilege, 42501)" "42501" \
+    "$(request witn_admin "$admin" "UPDATE witn.customers SET key = 'c99' WHERE key = 'c9'")"
+read -ra ports <<<"$WITN_CITUS_PORTS"
+check "every node's copy has the admin's changes" "3 3 3" \
+    "$(for p in "${ports[@]}"; do psql -X -At -p "$p" -c "SELECT (SELECT count(*) FROM witn.customers WHERE key = 'c9') + (SELECT count(*) FROM witn.agents WHERE name = 'Support') + (SELECT count(*) FROM witn.rate_cards WHERE key = 'premium')"; done | tr '\n' ' ' | sed 's/ $//')"
 # The guard on customers and agents: on Citus it checks each node's outcome shards.
 check "a customer with outcomes cannot be deleted (23503, as on one node)" "23503" \
     "$(psql -X -At -c '\set VERBOSITY sqlstate' -c "DELETE FROM witn.customers WHERE key = 'c1'" 2>&1 | tail -1 | sed 's/^ERROR: *//')"
@@ -89,5 +101,5 @@ check "an agent with outcomes cannot be deleted (23503)" "23503" \
     "$(psql -X -At -c '\set VERBOSITY sqlstate' -c "DELETE FROM witn.agents WHERE key = 'support'" 2>&1 | tail -1 | sed 's/^ERROR: *//')"
 q "INSERT INTO witn.customers (key, rate_card_key) VALUES ('unused', 'std')" >/dev/null
 check "a customer without outcomes can be deleted" "DELETE 1" "$(psql -X -At -c "DELETE FROM witn.customers WHERE key = 'unused'" 2>&1)"
-check "the customers with outcomes are all still there" "8" "$(q "SELECT count(*) FROM witn.customers")"
+check "the customers are all still there (8 with outcomes, c9 added by witn_admin)" "9" "$(q "SELECT count(*) FROM witn.customers")"
 exit $fail
