@@ -29,9 +29,27 @@ cleanup() {
     if [ -n "$datadir" ] && ! as_owner "$pg_bin/pg_ctl" -D "$datadir" status >/dev/null 2>&1; then
         (cd / && as_owner "$pg_bin/pg_ctl" -D "$datadir" -l "$datadir/../server.log" -w -t 60 start >/dev/null 2>&1) || true
     fi
+    durable off 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
+# The test clusters run with fsync and synchronous_commit off (speed): a crash would then lose
+# what a node had committed, which says nothing about witn. Durable, as in production, for this
+# test; back to the cluster's settings at the end.
+durable() { # on|off
+    local p
+    for p in "${ports[@]}"; do
+        if [ "$1" = on ]; then
+            qn "$p" "ALTER SYSTEM SET fsync = on" >/dev/null && qn "$p" "ALTER SYSTEM SET synchronous_commit = on" >/dev/null
+        else
+            qn "$p" "ALTER SYSTEM RESET fsync" >/dev/null && qn "$p" "ALTER SYSTEM RESET synchronous_commit" >/dev/null
+        fi
+        qn "$p" "SELECT pg_reload_conf()" >/dev/null
+    done
+}
+durable on
+check "every node runs with fsync and synchronous_commit on" "on on on" \
+    "$(for p in "${ports[@]}"; do qn "$p" "SELECT current_setting('fsync') = 'on' AND current_setting('synchronous_commit') = 'on'" | sed 's/t/on/'; done | tr '\n' ' ' | sed 's/ $//')"
 
 q "INSERT INTO witn.rate_cards (key, currency) VALUES ('std', 'USD');
    INSERT INTO witn.customers (key, rate_card_key) SELECT 'c' || g, 'std' FROM generate_series(1, 20) g;
