@@ -456,9 +456,9 @@ else
     # The Citus benchmark (a cluster of its own against a single node), when Citus is there.
     if ! witn_citus_available; then
         echo "    Citus benchmark skipped: Citus is not installed"
-    elif witn_run_bounded 600 "$LOGS/bench-citus.log" bash test/bench/citus.sh --smoke; then
+    elif witn_run_bounded 600 "$LOGS/bench-citus.log" bash test/bench/citus.sh --smoke --out "$LOGS/bench-citus"; then
         echo "    Citus benchmark (test/bench/citus.sh --smoke): checks passed; smoke figures:"
-        grep -E '^(ingest|settlement|added)' "$LOGS/bench-citus.log" | indent
+        grep -E '^(ingest|settlement|added)' "$LOGS/bench-citus/results.txt" | indent
         record bench 1 0
     else
         echo "    the Citus benchmark smoke run FAILED:"
