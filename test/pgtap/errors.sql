@@ -1,7 +1,7 @@
 -- Every rejection on the write path and on agent contracts: the SQLSTATE (class WT), the message
 -- naming the problem, the detail saying where, and that nothing was written.
 BEGIN;
-SELECT plan(99);
+SELECT plan(104);
 SET LOCAL TimeZone = 'UTC';
 
 INSERT INTO witn.rate_cards (key, currency) VALUES ('er_usd', 'USD'), ('er_bare', 'EUR');
@@ -283,6 +283,23 @@ SELECT throws_ok(
     $$ UPDATE witn.agents SET attribution_method = 'LAST' WHERE key = 'er_other' $$,
     'WT001', 'VALIDATION_ERROR: attribution_method must be one of last, first, sum, max, min, average',
     'attribution_method in capitals on UPDATE');
+
+-- ---------------------------------------------------------------------------------------------
+-- Scale-out on a single node (docs/scale-out.md).
+-- ---------------------------------------------------------------------------------------------
+SELECT throws_ok('SELECT * FROM witn.distribute()', '55000',
+    'CITUS_NOT_AVAILABLE: Citus is not installed in this database',
+    'witn.distribute() without Citus says so (55000)');
+SELECT is(witn.distributed(), false, 'witn.distributed() is false on a single node');
+SELECT lives_ok('SELECT witn.pre_request()', 'witn.pre_request() does nothing on a single node');
+SELECT throws_ok($$INSERT INTO witn.events (customer_key, key, action, received_at) VALUES ('x', 'y', 'z', now() - interval '1 day')$$,
+    'WT001', 'VALIDATION_ERROR: received_at is set by witn',
+    'an event that brings its own received_at is refused outside a restore, also for a superuser');
+CREATE TABLE pg_temp.not_events (LIKE witn.events INCLUDING DEFAULTS);
+CREATE TRIGGER misplaced AFTER INSERT ON pg_temp.not_events REFERENCING NEW TABLE AS new_events
+    FOR EACH STATEMENT EXECUTE FUNCTION witn.events_apply('0.4.0');
+SELECT throws_ok($$INSERT INTO pg_temp.not_events (id, customer_key, key, action, received_at) VALUES (1, 'x', 'y', 'z', now())$$,
+    '0A000', NULL, 'witn''s trigger on a table that is not witn.events (nor a Citus shard of it) refuses to work');
 
 SELECT * FROM finish();
 ROLLBACK;
