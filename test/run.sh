@@ -14,7 +14,7 @@
 #   pgtap        pg_prove on each test/pgtap/*.sql in its own database, counted per assertion
 #   concurrency  each test/concurrency/*.sh in its own database, counted per script
 #   cron         each test/cron/*.sh in its own database, counted per script
-#   ops          each test/ops/*.sh (backup and restore, upgrade from 0.1.0, 0.2.0 and 0.3.0) in its own database, counted per script
+#   ops          each test/ops/*.sh (backup and restore, upgrade from 0.1.0 to 0.4.0) in its own database, counted per script
 #   citus        each test/citus/*.sh on a Citus cluster of its own (1 coordinator + 2 workers,
 #                test/citus/cluster.sh), counted per check; skipped (and said so) without Citus
 #   fuzz         make fuzz (libFuzzer with ASan/UBSan), counted as one test
@@ -332,7 +332,7 @@ if [ -d test/cron ]; then
     run_shell_suite cron test/cron
 fi
 if [ -d test/ops ]; then
-    section "operations (test/ops/*.sh: backup and restore, upgrade from 0.1.0, 0.2.0 and 0.3.0, one fresh database each)"
+    section "operations (test/ops/*.sh: backup and restore, upgrade from 0.1.0 to 0.4.0, one fresh database each)"
     run_shell_suite ops test/ops
 fi
 

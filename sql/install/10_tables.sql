@@ -27,15 +27,25 @@ CREATE TABLE @extschema@.rate_cards (
 COMMENT ON TABLE @extschema@.rate_cards IS
     'Pricing templates. A rate card has one currency and a price per agent (witn.rate_card_prices); a customer is assigned one rate card.';
 
+-- An IANA time zone name, as pg_timezone_names lists them; anything else is a clear error
+-- (used by the CHECK on witn.customers.timezone, so it raises instead of answering false).
+CREATE FUNCTION @extschema@.timezone_is_known(timezone text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'witn_timezone_is_known' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.timezone_is_known(text) IS
+    'Backs the check on witn.customers.timezone: true for an IANA time zone name, else VALIDATION_ERROR (WT001).';
+
 CREATE TABLE @extschema@.customers (
     key           text PRIMARY KEY CHECK (length(key) BETWEEN 1 AND 255),
     name          text,
     rate_card_key text NULL REFERENCES @extschema@.rate_cards (key) ON UPDATE CASCADE,
     created_at    timestamptz NOT NULL DEFAULT now(),
-    updated_at    timestamptz NOT NULL DEFAULT now()
+    updated_at    timestamptz NOT NULL DEFAULT now(),
+        timezone      text NOT NULL DEFAULT 'UTC' CONSTRAINT customers_timezone_known CHECK (@extschema@.timezone_is_known(timezone))
 );
 COMMENT ON TABLE @extschema@.customers IS
     'The companies or people you bill, by a key you choose. rate_card_key decides their prices.';
+COMMENT ON COLUMN @extschema@.customers.timezone IS
+    'An IANA time zone name (default UTC): the customer''s invoice lines belong to calendar months in it. Changing it never moves a line already written.';
 
 CREATE TABLE @extschema@.agents (
     key                text PRIMARY KEY CHECK (length(key) BETWEEN 1 AND 255),
@@ -214,10 +224,15 @@ CREATE TABLE @extschema@.invoice_lines (
     currency     text NOT NULL,
     resolved_at  timestamptz NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now(),
+    -- The first day of the calendar month of resolved_at in the customer's timezone when the
+    -- line was written: a later timezone change never moves it.
+    billing_period date NOT NULL,
     -- One line per outcome is the key; id numbers lines in the order they were written.
     PRIMARY KEY (customer_key, outcome_id)
 );
 CREATE INDEX invoice_lines_period_idx ON @extschema@.invoice_lines (customer_key, resolved_at);
+COMMENT ON COLUMN @extschema@.invoice_lines.billing_period IS
+    'The invoice month the line belongs to: the first day of the calendar month of resolved_at in the customer''s timezone when the line was written.';
 COMMENT ON TABLE @extschema@.invoice_lines IS
     'Exactly one line per confirmed outcome, written in the transaction that confirmed it. amount = unit_price x quantity, exact, unrounded.';
 

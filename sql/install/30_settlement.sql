@@ -76,7 +76,7 @@ BEGIN
     errors := 0;
     BEGIN
         SELECT b.confirmed, b.failed INTO confirmed, failed
-          FROM @extschema@.settle_batch(as_of, max_outcomes, NULL, '0.4.0', shard) b;
+          FROM @extschema@.settle_batch(as_of, max_outcomes, NULL, '0.5.0', shard) b;
         RETURN;
     EXCEPTION WHEN OTHERS THEN
         NULL;
@@ -89,7 +89,7 @@ BEGIN
           ORDER BY o.check_at LIMIT $2', shard) USING as_of, max_outcomes
     LOOP
         BEGIN
-            SELECT * INTO one FROM @extschema@.settle_batch(as_of, 1, due.id, '0.4.0', shard);
+            SELECT * INTO one FROM @extschema@.settle_batch(as_of, 1, due.id, '0.5.0', shard);
             confirmed := confirmed + one.confirmed;
             failed := failed + one.failed;
         EXCEPTION WHEN OTHERS THEN
@@ -158,7 +158,7 @@ COMMENT ON FUNCTION @extschema@.settle(timestamptz, integer) IS
 CREATE VIEW @extschema@.invoice_line_details WITH (security_invoker = true) AS
     SELECT l.id, l.customer_key, l.outcome_id, l.outcome_key, l.agent_key, l.quantity,
            l.unit_price, l.amount, l.currency, l.resolved_at, l.created_at,
-           o.opened_at, o.settles_at, o.agent_version, o.attribution_method
+           o.opened_at, o.settles_at, o.agent_version, o.attribution_method, l.billing_period
       FROM @extschema@.invoice_lines l
       JOIN @extschema@.outcomes o ON o.customer_key = l.customer_key AND o.id = l.outcome_id;
 COMMENT ON VIEW @extschema@.invoice_line_details IS
@@ -166,12 +166,12 @@ COMMENT ON VIEW @extschema@.invoice_line_details IS
 
 CREATE VIEW @extschema@.invoices WITH (security_invoker = true) AS
     SELECT l.customer_key, l.currency,
-           date_trunc('month', l.resolved_at AT TIME ZONE 'UTC')::date AS month,
+           l.billing_period AS month,
            count(*) AS lines,
            sum(l.amount) AS amount_exact,
            round(sum(l.amount), coalesce(c.minor_units, 2)) AS amount
       FROM @extschema@.invoice_lines l
       LEFT JOIN @extschema@.currencies c ON c.code = l.currency
-     GROUP BY l.customer_key, l.currency, month, c.minor_units;
+     GROUP BY l.customer_key, l.currency, l.billing_period, c.minor_units;
 COMMENT ON VIEW @extschema@.invoices IS
-    'Invoice totals per customer, currency and calendar month (UTC, by resolved_at). amount is the exact sum rounded once to the currency''s minor units, half away from zero.';
+    'Invoice totals per customer, currency and month (the lines'' billing_period: the calendar month of resolved_at in the customer''s timezone). amount is the exact sum rounded once to the currency''s minor units, half away from zero.';

@@ -47,8 +47,9 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.condition_recv(internal), @extschema@.condition_send(@extschema@.condition),
     @extschema@.evaluate(@extschema@.condition, jsonb), @extschema@.describe(@extschema@.condition),
     @extschema@.explain_facts(@extschema@.condition, jsonb),
-    -- the witn.events key check runs with the inserting role's rights
-    @extschema@.event_keys_fit(text, text, text, text, text)
+    -- the witn.events key check and the witn.customers timezone check run with the writing
+    -- role's rights
+    @extschema@.event_keys_fit(text, text, text, text, text), @extschema@.timezone_is_known(text)
     TO PUBLIC;
 
 GRANT USAGE ON SCHEMA @extschema@ TO witn_admin, witn_ingest, witn_reader, witn_customer;
@@ -61,7 +62,7 @@ GRANT EXECUTE ON FUNCTION @extschema@.explain(bigint), @extschema@.replay(bigint
 -- witn_admin writes the lookup tables. Keys cannot be changed once created: events and
 -- invoice lines refer to them by value. Currencies can be added, not edited: a changed
 -- minor_units would re-round invoices already issued.
-GRANT INSERT (key, name, rate_card_key), UPDATE (name, rate_card_key), DELETE
+GRANT INSERT (key, name, rate_card_key, timezone), UPDATE (name, rate_card_key, timezone), DELETE
     ON @extschema@.customers TO witn_admin;
 GRANT INSERT (key, name, condition, settlement_period, attribution_method),
       UPDATE (name, condition, settlement_period, attribution_method), DELETE

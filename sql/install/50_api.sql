@@ -43,7 +43,7 @@ COMMENT ON VIEW witn_api.outcomes IS
 
 CREATE VIEW witn_api.invoice_lines WITH (security_invoker = true) AS
     SELECT id, customer_key, outcome_id, outcome_key, agent_key, quantity, unit_price, amount,
-           currency, resolved_at, created_at
+           currency, resolved_at, created_at, billing_period
       FROM @extschema@.invoice_lines;
 COMMENT ON VIEW witn_api.invoice_lines IS
     'One line per confirmed outcome: amount = unit_price x quantity, exact. A customer token sees its own.';
@@ -73,7 +73,7 @@ COMMENT ON FUNCTION witn_api.explain_outcome(bigint) IS
 
 -- Admin objects: the lookup tables, keys immutable (see 40_roles.sql).
 CREATE VIEW witn_api.customers WITH (security_invoker = true) AS
-    SELECT key, name, rate_card_key, created_at, updated_at FROM @extschema@.customers;
+    SELECT key, name, rate_card_key, created_at, updated_at, timezone FROM @extschema@.customers;
 COMMENT ON VIEW witn_api.customers IS 'The customers you bill, by your key, and the rate card that prices them.';
 
 CREATE VIEW witn_api.agents WITH (security_invoker = true) AS
@@ -110,7 +110,7 @@ GRANT SELECT ON witn_api.events, witn_api.outcomes, witn_api.invoice_lines, witn
     witn_api.notifications
     TO witn_customer;
 
-GRANT INSERT (key, name, rate_card_key), UPDATE (name, rate_card_key), DELETE
+GRANT INSERT (key, name, rate_card_key, timezone), UPDATE (name, rate_card_key, timezone), DELETE
     ON witn_api.customers TO witn_admin;
 GRANT INSERT (key, name, condition, settlement_period, attribution_method),
       UPDATE (name, condition, settlement_period, attribution_method), DELETE

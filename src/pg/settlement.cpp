@@ -8,6 +8,7 @@
 #include "core/settlement.hpp"
 #include "pg/outcome_row.hpp"
 #include "pg/settings.hpp"
+#include "pg/statement_rows.hpp"
 #include "pg/table_writer.hpp"
 #include "pg/values.hpp"
 #include "pg/version.hpp"
@@ -24,12 +25,15 @@ extern "C" {
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
+#include "utils/date.h"
 #include "utils/timestamp.h"
 #include "access/htup_details.h"
 }
 
 #include <cstring>
 #include <optional>
+#include <string>
+#include <unordered_map>
 
 using namespace witn::pg;
 
@@ -75,8 +79,48 @@ JsonbValue json_object(JsonbPair (&pairs)[N]) {
 
 struct LineColumns {
     int customer_key, outcome_id, outcome_key, agent_key, quantity, unit_price, amount, currency,
-        resolved_at;
+        resolved_at, billing_period;
 };
+
+// The customers' time zones, looked up once per customer and batch (the lookup tables as a
+// query reads them).
+class CustomerZones {
+public:
+    CustomerZones() : customers_(witn_table("customers"), {"key"}, false, IndexReader::Snapshot::Transaction) {
+        timezone_ = customers_.column("timezone");
+    }
+    void finish() { customers_.finish(); }
+    const std::string &of(Datum customer_key) {
+        std::string key(text_bytes_of(customer_key));
+        if (auto found = zones_.find(key); found != zones_.end()) return found->second;
+        TupleTableSlot *row = customers_.find({customer_key});
+        if (!row || column_null(row, timezone_))
+            throw witn::Error(witn::Code::CustomerNotFound, "CUSTOMER_NOT_FOUND: no customer " + key,
+                              "customer_key " + key);
+        std::string zone(text_bytes(row, timezone_));
+        customers_.end_walk();
+        return zones_.emplace(std::move(key), std::move(zone)).first->second;
+    }
+
+private:
+    static std::string_view text_bytes_of(Datum t) {
+        const text *v = reinterpret_cast<const text *>(DatumGetPointer(t));
+        return {VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v)};
+    }
+    IndexReader customers_;
+    int timezone_;
+    std::unordered_map<std::string, std::string> zones_;
+};
+
+// The first day of the calendar month of `at` in time zone `zone` (CONTRACT §17).
+Datum billing_period(TimestampTz at, const std::string &zone) {
+    return pg([&] {
+        Datum local = DirectFunctionCall2(timestamptz_zone, PointerGetDatum(cstring_to_text_with_len(zone.data(), static_cast<int>(zone.size()))),
+                                          TimestampTzGetDatum(at));
+        Datum month = DirectFunctionCall2(timestamp_trunc, PointerGetDatum(cstring_to_text("month")), local);
+        return DirectFunctionCall1(timestamp_date, month);
+    });
+}
 
 struct NoteColumns {
     int customer_key, outcome_id, kind, payload;
@@ -106,7 +150,8 @@ WITN_FUNCTION(witn_settle_batch) {
     const LineColumns l{lines.column("customer_key"), lines.column("outcome_id"),
                         lines.column("outcome_key"), lines.column("agent_key"), lines.column("quantity"),
                         lines.column("unit_price"), lines.column("amount"), lines.column("currency"),
-                        lines.column("resolved_at")};
+                        lines.column("resolved_at"), lines.column("billing_period")};
+    CustomerZones zones;
     const NoteColumns n{notes.column("customer_key"), notes.column("outcome_id"), notes.column("kind"),
                         notes.column("payload")};
 
@@ -147,6 +192,8 @@ WITN_FUNCTION(witn_settle_batch) {
             put_column(line, l.amount, NumericGetDatum(amount));
             put_column(line, l.currency, value(o.currency));
             put_column(line, l.resolved_at, value(o.resolved_at));
+            put_column(line, l.billing_period,
+                       billing_period(DatumGetTimestampTz(value(o.resolved_at)), zones.of(value(o.customer_key))));
             lines.insert(line);
         }
         const char *kind = d.notification_kind;
@@ -202,6 +249,7 @@ WITN_FUNCTION(witn_settle_batch) {
                                  std::to_string(confirmed_count + failed_count) + "}";
         pg([&] { Async_Notify("witn_outcomes", wake.c_str()); });
     }
+    zones.finish();
     notes.finish();
     lines.finish();
     outcomes.finish();

@@ -21,7 +21,7 @@ writer() { # WRITER_NO PORT: 40 statements of 1 to 25 events over every customer
     # is rolled back whole, and retried as a client would.
     local w=$1 port=$2 i attempt err
     for ((i = 0; i < 40; i++)); do
-      for ((attempt = 0; attempt < 10; attempt++)); do
+      for ((attempt = 0; attempt < 50; attempt++)); do
         if err=$(psql -X -q -p "$port" -v ON_ERROR_STOP=1 -c "
             INSERT INTO witn.events (customer_key, key, action, agent_key, properties, idempotency_key, occurred_at)
             SELECT 'c' || (1 + (g * 7 + $i) % 20), 'o' || ((g + $i * 3) % 60),
@@ -34,7 +34,7 @@ writer() { # WRITER_NO PORT: 40 statements of 1 to 25 events over every customer
         grep -q 'distributed deadlock' <<<"$err" || { echo "$err"; return 1; }
         echo "deadlock" >>"$retries"
       done
-      ((attempt < 10)) || return 1
+      ((attempt < 50)) || { echo "# a statement met a distributed deadlock 50 times in a row"; return 1; }
     done
 }
 settler() { local i; for ((i = 0; i < 15; i++)); do q "SELECT * FROM witn.settle(timestamptz '2026-01-01' + make_interval(hours => 24 + $i))" >/dev/null || return 1; done; }

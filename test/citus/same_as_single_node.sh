@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Through the coordinator of a 1 + 2 Citus cluster, the same workload gives exactly the state a
 # single node gives: a randomized mix of single rows, multi-customer statements and COPY, with
-# idempotency keys, retries, missing agents, late events and every attribution method, settled
+# idempotency keys, retries, missing agents, late events, every attribution method and customers
+# in five time zones (their invoice months), settled
 # twice; then outcomes, events, invoice lines (money) and notifications are compared with the
 # same workload run in a database of the coordinator where witn is not distributed.
 # Also: ids are unique across nodes, verify() is clean, replay/explain work, a worker takes
@@ -25,8 +26,10 @@ check "witn is distributed in the Citus database and not in the other" "t f" \
 setup=$(cat <<'SQL'
 INSERT INTO witn.currencies (code, minor_units) VALUES ('XTS', 3);
 INSERT INTO witn.rate_cards (key, currency) VALUES ('std', 'USD'), ('test', 'XTS');
-INSERT INTO witn.customers (key, rate_card_key)
-SELECT 'c' || g, CASE WHEN g % 3 = 0 THEN 'test' ELSE 'std' END FROM generate_series(1, 12) g;
+INSERT INTO witn.customers (key, rate_card_key, timezone)
+SELECT 'c' || g, CASE WHEN g % 3 = 0 THEN 'test' ELSE 'std' END,
+       (ARRAY['UTC', 'America/New_York', 'Asia/Tokyo', 'Europe/Berlin', 'Pacific/Kiritimati'])[1 + g % 5]
+  FROM generate_series(1, 12) g;
 INSERT INTO witn.agents (key, condition, attribution_method, settlement_period)
 SELECT m, '[{"fact": "replied", "operator": "seen"}, {"fact": "reopened", "operator": "not seen"}, {"fact": "csat", "operator": "not lt", "value": 3}]',
        m, interval '2 days'
@@ -104,7 +107,7 @@ snapshot() { # every fact the product decides, without ids and clocks, one line 
         UNION ALL SELECT concat_ws(',', 'e', customer_key, key, count(*), count(*) FILTER (WHERE late),
                count(duplicate_of)) FROM witn.events GROUP BY customer_key, key
         UNION ALL SELECT concat_ws(',', 'l', customer_key, outcome_key, agent_key, quantity, unit_price, amount,
-               currency, resolved_at) FROM witn.invoice_lines
+               currency, resolved_at, billing_period) FROM witn.invoice_lines
         UNION ALL SELECT concat_ws(',', 'n', customer_key, kind, payload - 'id' - 'created_at' #- '{data,outcome_id}')
           FROM witn.notifications
         UNION ALL SELECT concat_ws(',', 'i', customer_key, currency, month, lines, amount_exact, amount) FROM witn.invoices) s
@@ -145,7 +148,7 @@ check "a statement that fails writes nothing on any shard" "0" \
 check "received_at given by a client through the coordinator, differing within a statement, is refused" "WT001" \
     "$(state "$dist" "INSERT INTO witn.events (customer_key, key, action, agent_key, received_at) VALUES ('c1', 'r1', 'replied', 'sum', now()), ('c1', 'r2', 'replied', 'sum', now() - interval '1 day')")"
 check "witn's trigger attached to another table refuses to work (0A000)" "0A000" \
-    "$(state "$dist" "CREATE TABLE public.not_events (LIKE witn.events INCLUDING DEFAULTS); CREATE TRIGGER misplaced AFTER INSERT ON public.not_events REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION witn.events_apply('0.4.0'); INSERT INTO public.not_events (id, customer_key, key, action, received_at) VALUES (1, 'c1', 'y', 'z', now())")"
+    "$(state "$dist" "CREATE TABLE public.not_events (LIKE witn.events INCLUDING DEFAULTS); CREATE TRIGGER misplaced AFTER INSERT ON public.not_events REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION witn.events_apply('0.5.0'); INSERT INTO public.not_events (id, customer_key, key, action, received_at) VALUES (1, 'c1', 'y', 'z', now())")"
 check "witn.distribute() again changes nothing" "10" "$(q "$dist" "SELECT count(*) FROM witn.distribute()")"
 check "verify() is clean at the end" "0" "$(q "$dist" "SELECT count(*) FROM witn.verify()")"
 exit $fail

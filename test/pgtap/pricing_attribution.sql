@@ -230,7 +230,7 @@ SELECT set_eq(
         AND attnum > 0 AND NOT attisdropped $$,
     ARRAY['id', 'customer_key', 'outcome_id', 'outcome_key', 'agent_key', 'quantity', 'unit_price',
           'amount', 'currency', 'resolved_at', 'created_at', 'opened_at', 'settles_at',
-          'agent_version', 'attribution_method'],
+          'agent_version', 'attribution_method', 'billing_period'],
     'witn.invoice_line_details: the line and the terms of its outcome');
 SELECT is((SELECT count(*) FROM witn.invoice_line_details), (SELECT count(*) FROM witn.invoice_lines),
           'witn.invoice_line_details: one row per line');

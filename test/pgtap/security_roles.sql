@@ -49,8 +49,8 @@ SELECT set_eq(
     ARRAY['witn.condition_in(cstring)', 'witn.condition_out(witn.condition)', 'witn.condition_recv(internal)',
           'witn.condition_send(witn.condition)', 'witn.evaluate(witn.condition,jsonb)', 'witn.describe(witn.condition)',
           'witn.explain_facts(witn.condition,jsonb)', 'witn.condition_to_json(witn.condition)',
-          'witn.event_keys_fit(text,text,text,text,text)'],
-    'PUBLIC may execute the pure functions of the condition model and the event key check, nothing else');
+          'witn.event_keys_fit(text,text,text,text,text)', 'witn.timezone_is_known(text)'],
+    'PUBLIC may execute the pure functions of the condition model, the event key check and the timezone check, nothing else');
 
 -- ---------------------------------------------------------------------------------------------
 -- Each role's privileges, object by object: the role model of docs/postgrest.md.
@@ -106,7 +106,7 @@ SELECT results_eq($$ SELECT * FROM pg_temp.privileges('witn_reader') $$, $$ VALU
 SELECT results_eq($$ SELECT * FROM pg_temp.privileges('witn_admin') $$, $$ VALUES
     ('witn.agents', 'SELECT INSERT(attribution_method, condition, key, name, settlement_period) UPDATE(attribution_method, condition, name, settlement_period) DELETE'),
     ('witn.currencies', 'SELECT INSERT(code, minor_units)'),
-    ('witn.customers', 'SELECT INSERT(key, name, rate_card_key) UPDATE(name, rate_card_key) DELETE'),
+    ('witn.customers', 'SELECT INSERT(key, name, rate_card_key, timezone) UPDATE(name, rate_card_key, timezone) DELETE'),
     ('witn.events', 'SELECT'), ('witn.invoice_line_details', 'SELECT'), ('witn.invoice_lines', 'SELECT'),
     ('witn.invoices', 'SELECT'), ('witn.notifications', 'SELECT'), ('witn.outcomes', 'SELECT'),
     ('witn.rate_card_prices', 'SELECT INSERT(agent_key, price_per_unit, rate_card_key) UPDATE(price_per_unit) DELETE'),
@@ -114,7 +114,7 @@ SELECT results_eq($$ SELECT * FROM pg_temp.privileges('witn_admin') $$, $$ VALUE
     ('witn.settlement_errors', 'SELECT'),
     ('witn_api.agents', 'SELECT INSERT(attribution_method, condition, key, name, settlement_period) UPDATE(attribution_method, condition, name, settlement_period) DELETE'),
     ('witn_api.currencies', 'SELECT INSERT(code, minor_units)'),
-    ('witn_api.customers', 'SELECT INSERT(key, name, rate_card_key) UPDATE(name, rate_card_key) DELETE'),
+    ('witn_api.customers', 'SELECT INSERT(key, name, rate_card_key, timezone) UPDATE(name, rate_card_key, timezone) DELETE'),
     ('witn_api.events', 'SELECT'), ('witn_api.invoice_lines', 'SELECT'), ('witn_api.invoices', 'SELECT'),
     ('witn_api.notifications', 'SELECT'), ('witn_api.outcomes', 'SELECT'),
     ('witn_api.rate_card_prices', 'SELECT INSERT(agent_key, price_per_unit, rate_card_key) UPDATE(price_per_unit) DELETE'),
