@@ -236,6 +236,33 @@ COMMENT ON COLUMN @extschema@.invoice_lines.billing_period IS
 COMMENT ON TABLE @extschema@.invoice_lines IS
     'Exactly one line per confirmed outcome, written in the transaction that confirmed it. amount = unit_price x quantity, exact, unrounded.';
 
+-- Closed months (CONTRACT §18): a closed month's invoice never changes again. Settlement bills
+-- a line that would fall into a closed month in the earliest open month after it.
+CREATE TABLE @extschema@.closed_periods (
+    customer_key text NOT NULL,
+    period       date NOT NULL CONSTRAINT closed_periods_first_day CHECK (period = date_trunc('month', period)::date),
+    closed_at    timestamptz NOT NULL DEFAULT now(),
+    closed_by    text NOT NULL DEFAULT current_user,
+    PRIMARY KEY (customer_key, period)
+);
+COMMENT ON TABLE @extschema@.closed_periods IS
+    'The customers'' closed invoice months, written by witn.close_period(): nothing lands in a closed month any more.';
+
+-- The lock that orders closing a customer's month and billing its lines: a close takes it
+-- exclusively (this trigger, on the node that holds the customer's rows), settlement shares it
+-- before it reads the customer's closed months (src/pg/settlement.cpp, same key). So a line is
+-- either billed before the close commits, and the close sees it, or after, and sees the close.
+CREATE FUNCTION @extschema@.closed_periods_lock() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended(NEW.customer_key COLLATE "C", 8606516082016908649));
+    RETURN NEW;
+END $$;
+COMMENT ON FUNCTION @extschema@.closed_periods_lock() IS
+    'Trigger on witn.closed_periods: the close of a customer''s month waits for its running settlements and holds new ones until it commits.';
+CREATE TRIGGER closed_periods_lock BEFORE INSERT ON @extschema@.closed_periods
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.closed_periods_lock();
+
 CREATE TABLE @extschema@.notifications (
     id           bigint GENERATED ALWAYS AS IDENTITY,
     customer_key text NOT NULL,

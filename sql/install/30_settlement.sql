@@ -152,6 +152,60 @@ END $$;
 COMMENT ON FUNCTION @extschema@.settle(timestamptz, integer) IS
     'Settles every outcome due at as_of (at most max_outcomes, NULL for all; on Citus per shard): OPEN -> FAILED, PENDING -> scheduled_resolution, resolved_at = settles_at, one invoice line per confirmation, one notification per resolution, all in this transaction (on Citus, in one transaction per shard on its node, all shards in parallel). Safe to run concurrently and repeatedly. Returns counts; outcomes that fail are recorded in witn.settlement_errors and skipped.';
 
+-- Closing a month (CONTRACT §18), for one customer or for all: once it has ended in the
+-- customer's timezone; idempotent. SECURITY DEFINER: witn_admin calls it, nobody writes
+-- witn.closed_periods directly.
+CREATE FUNCTION @extschema@.close_period(period date, customer_key text DEFAULT NULL)
+    RETURNS SETOF @extschema@.closed_periods
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    wanted constant date := $1;
+    who constant text := $2;
+    c record;
+    closed_by constant text := session_user;
+BEGIN
+    IF wanted IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'WT001', MESSAGE = 'VALIDATION_ERROR: period must not be null',
+            HINT = 'Name the month by its first day, e.g. DATE ''2026-11-01''.';
+    END IF;
+    IF wanted <> date_trunc('month', wanted)::date THEN
+        RAISE EXCEPTION USING ERRCODE = 'WT001',
+            MESSAGE = format('VALIDATION_ERROR: period %s is not the first day of a month', wanted),
+            HINT = format('Use %s for that month.', date_trunc('month', wanted)::date);
+    END IF;
+    IF who IS NOT NULL AND NOT EXISTS (SELECT 1 FROM @extschema@.customers k WHERE k.key = who) THEN
+        RAISE EXCEPTION USING ERRCODE = 'WT002', MESSAGE = format('CUSTOMER_NOT_FOUND: no customer %s', who),
+            DETAIL = format('customer_key %s', who);
+    END IF;
+    -- Every customer's month must have ended in its timezone: otherwise nothing is closed.
+    FOR c IN
+        SELECT k.key, k.timezone, ((wanted + interval '1 month')::timestamp AT TIME ZONE k.timezone) AS ends_at
+          FROM @extschema@.customers k
+         WHERE who IS NULL OR k.key = who
+         ORDER BY k.key
+    LOOP
+        IF c.ends_at > now() THEN
+            RAISE EXCEPTION USING ERRCODE = 'WT001',
+                MESSAGE = format('VALIDATION_ERROR: period %s has not ended for customer %s', to_char(wanted, 'YYYY-MM'), c.key),
+                DETAIL = format('In %s it ends at %s.', c.timezone, c.ends_at AT TIME ZONE c.timezone),
+                HINT = 'Close a month once it has ended in the customer''s timezone.';
+        END IF;
+    END LOOP;
+    -- Key order: two closes of overlapping customers lock them in the same order.
+    INSERT INTO @extschema@.closed_periods AS cp (customer_key, period, closed_by)
+    SELECT k.key, wanted, closed_by FROM @extschema@.customers k
+     WHERE who IS NULL OR k.key = who
+     ORDER BY k.key
+    ON CONFLICT ON CONSTRAINT closed_periods_pkey DO NOTHING;
+    RETURN QUERY
+        SELECT cp.* FROM @extschema@.closed_periods cp
+         WHERE cp.period = wanted AND (who IS NULL OR cp.customer_key = who)
+         ORDER BY cp.customer_key;
+END $$;
+COMMENT ON FUNCTION @extschema@.close_period(date, text) IS
+    'Closes a month (its first day) for one customer or, with NULL, for every customer, once it has ended in each customer''s timezone; idempotent. From then on the month''s invoice never changes: lines that would fall into it are billed in the earliest open month after it.';
+
 -- ---------------------------------------------------------------------------------------------
 -- Invoices.
 -- ---------------------------------------------------------------------------------------------
@@ -169,9 +223,11 @@ CREATE VIEW @extschema@.invoices WITH (security_invoker = true) AS
            l.billing_period AS month,
            count(*) AS lines,
            sum(l.amount) AS amount_exact,
-           round(sum(l.amount), coalesce(c.minor_units, 2)) AS amount
+           round(sum(l.amount), coalesce(c.minor_units, 2)) AS amount,
+           cp.closed_at
       FROM @extschema@.invoice_lines l
       LEFT JOIN @extschema@.currencies c ON c.code = l.currency
-     GROUP BY l.customer_key, l.currency, l.billing_period, c.minor_units;
+      LEFT JOIN @extschema@.closed_periods cp ON cp.customer_key = l.customer_key AND cp.period = l.billing_period
+     GROUP BY l.customer_key, l.currency, l.billing_period, c.minor_units, cp.closed_at;
 COMMENT ON VIEW @extschema@.invoices IS
-    'Invoice totals per customer, currency and month (the lines'' billing_period: the calendar month of resolved_at in the customer''s timezone). amount is the exact sum rounded once to the currency''s minor units, half away from zero.';
+    'Invoice totals per customer, currency and month (the lines'' billing_period: the calendar month of resolved_at in the customer''s timezone). amount is the exact sum rounded once to the currency''s minor units, half away from zero. closed_at: when the month was closed (witn.close_period), NULL while open; a closed month''s figures never change.';

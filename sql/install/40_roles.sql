@@ -58,6 +58,8 @@ GRANT USAGE ON SCHEMA @extschema@ TO witn_admin, witn_ingest, witn_reader, witn_
 GRANT SELECT ON ALL TABLES IN SCHEMA @extschema@ TO witn_admin, witn_reader;
 GRANT EXECUTE ON FUNCTION @extschema@.explain(bigint), @extschema@.replay(bigint), @extschema@.verify()
     TO witn_admin, witn_reader;
+-- Closing a month is the admin's.
+GRANT EXECUTE ON FUNCTION @extschema@.close_period(date, text) TO witn_admin;
 
 -- witn_admin writes the lookup tables. Keys cannot be changed once created: events and
 -- invoice lines refer to them by value. Currencies can be added, not edited: a changed
@@ -81,7 +83,7 @@ GRANT INSERT (customer_key, key, action, agent_key, properties, occurred_at, ide
 -- witn_customer reads its own rows of these (policies below); currencies for invoice totals.
 GRANT SELECT ON @extschema@.outcomes, @extschema@.events, @extschema@.invoice_lines,
     @extschema@.notifications, @extschema@.invoice_line_details, @extschema@.invoices,
-    @extschema@.currencies
+    @extschema@.currencies, @extschema@.closed_periods
     TO witn_customer;
 GRANT EXECUTE ON FUNCTION @extschema@.explain(bigint) TO witn_customer;
 -- explain's query, which runs with the caller's rights and row policies.
@@ -139,6 +141,7 @@ ALTER TABLE @extschema@.outcomes ENABLE ROW LEVEL SECURITY;
 ALTER TABLE @extschema@.events ENABLE ROW LEVEL SECURITY;
 ALTER TABLE @extschema@.invoice_lines ENABLE ROW LEVEL SECURITY;
 ALTER TABLE @extschema@.notifications ENABLE ROW LEVEL SECURITY;
+ALTER TABLE @extschema@.closed_periods ENABLE ROW LEVEL SECURITY;
 
 -- The claim is read once per statement (an InitPlan), not once per row.
 CREATE POLICY staff_read ON @extschema@.outcomes FOR SELECT TO witn_admin, witn_reader USING (true);
@@ -156,6 +159,10 @@ CREATE POLICY ingest_add ON @extschema@.events FOR INSERT TO witn_ingest
 
 CREATE POLICY staff_read ON @extschema@.invoice_lines FOR SELECT TO witn_admin, witn_reader USING (true);
 CREATE POLICY customer_own ON @extschema@.invoice_lines FOR SELECT TO witn_customer
+    USING (customer_key = (SELECT @extschema@.current_customer_key()));
+
+CREATE POLICY staff_read ON @extschema@.closed_periods FOR SELECT TO witn_admin, witn_reader USING (true);
+CREATE POLICY customer_own ON @extschema@.closed_periods FOR SELECT TO witn_customer
     USING (customer_key = (SELECT @extschema@.current_customer_key()));
 
 CREATE POLICY staff_read ON @extschema@.notifications FOR SELECT TO witn_admin, witn_reader USING (true);

@@ -49,7 +49,7 @@ COMMENT ON VIEW witn_api.invoice_lines IS
     'One line per confirmed outcome: amount = unit_price x quantity, exact. A customer token sees its own.';
 
 CREATE VIEW witn_api.invoices WITH (security_invoker = true) AS
-    SELECT customer_key, currency, month, lines, amount_exact, amount FROM @extschema@.invoices;
+    SELECT customer_key, currency, month, lines, amount_exact, amount, closed_at FROM @extschema@.invoices;
 COMMENT ON VIEW witn_api.invoices IS
     'Invoice totals per customer, currency and month (UTC), rounded once to the currency''s minor units. A customer token sees its own.';
 

@@ -15,6 +15,7 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.outcomes', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.invoice_lines', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.notifications', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.settlement_errors', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.closed_periods', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.events_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.outcomes_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.invoice_lines_id_seq', '');

@@ -25,13 +25,16 @@ extern "C" {
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
+#include "catalog/pg_collation.h"
 #include "utils/date.h"
+#include "utils/datetime.h"
 #include "utils/timestamp.h"
 #include "access/htup_details.h"
 }
 
 #include <cstring>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 
@@ -82,48 +85,81 @@ struct LineColumns {
         resolved_at, billing_period;
 };
 
-// The customers' time zones, looked up once per customer and batch (the lookup tables as a
-// query reads them).
-class CustomerZones {
+struct NoteColumns {
+    int customer_key, outcome_id, kind, payload;
+};
+
+// The seed of the key of the lock that orders billing a customer's lines and closing its months;
+// the trigger on witn.closed_periods takes the same lock exclusively (10_tables.sql).
+constexpr std::int64_t kPeriodLockSeed = 8606516082016908649LL;
+
+// What billing a customer's line needs, looked up once per customer and batch: its time zone
+// (the lookup tables as a query reads them) and its closed months. Before reading those it
+// shares the customer's period lock, held to the end of the transaction: a close running now
+// is waited for and then seen, one starting later waits for this transaction.
+class CustomerBilling {
 public:
-    CustomerZones() : customers_(witn_table("customers"), {"key"}, false, IndexReader::Snapshot::Transaction) {
+    CustomerBilling()
+        : customers_(witn_table("customers"), {"key"}, false, IndexReader::Snapshot::Transaction),
+          closed_(witn_table("closed_periods"), {"customer_key", "period"}, false, IndexReader::Snapshot::Latest) {
         timezone_ = customers_.column("timezone");
+        period_ = closed_.column("period");
     }
-    void finish() { customers_.finish(); }
-    const std::string &of(Datum customer_key) {
-        std::string key(text_bytes_of(customer_key));
-        if (auto found = zones_.find(key); found != zones_.end()) return found->second;
-        TupleTableSlot *row = customers_.find({customer_key});
-        if (!row || column_null(row, timezone_))
-            throw witn::Error(witn::Code::CustomerNotFound, "CUSTOMER_NOT_FOUND: no customer " + key,
-                              "customer_key " + key);
-        std::string zone(text_bytes(row, timezone_));
-        customers_.end_walk();
-        return zones_.emplace(std::move(key), std::move(zone)).first->second;
+    void finish() {
+        closed_.finish();
+        customers_.finish();
+    }
+    // The first day of the month a line resolved at `at` belongs to (CONTRACT §17, §18): the
+    // calendar month of `at` in the customer's timezone, or the earliest open month after it.
+    Datum period_of(Datum customer_key, TimestampTz at) {
+        const Customer &c = customer(customer_key);
+        DateADT month = pg([&] {
+            Datum local = DirectFunctionCall2(
+                timestamptz_zone, PointerGetDatum(cstring_to_text_with_len(c.zone.data(), static_cast<int>(c.zone.size()))),
+                TimestampTzGetDatum(at));
+            Datum first = DirectFunctionCall2(timestamp_trunc, PointerGetDatum(cstring_to_text("month")), local);
+            return DatumGetDateADT(DirectFunctionCall1(timestamp_date, first));
+        });
+        while (c.closed.count(month)) month = next_month(month);
+        return DateADTGetDatum(month);
     }
 
 private:
-    static std::string_view text_bytes_of(Datum t) {
-        const text *v = reinterpret_cast<const text *>(DatumGetPointer(t));
-        return {VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v)};
+    struct Customer {
+        std::string zone;
+        std::set<DateADT> closed;
+    };
+    static DateADT next_month(DateADT first) {
+        int year, month, day;
+        j2date(first + POSTGRES_EPOCH_JDATE, &year, &month, &day);
+        if (++month > 12) {
+            month = 1;
+            ++year;
+        }
+        return date2j(year, month, 1) - POSTGRES_EPOCH_JDATE;
     }
-    IndexReader customers_;
-    int timezone_;
-    std::unordered_map<std::string, std::string> zones_;
-};
-
-// The first day of the calendar month of `at` in time zone `zone` (CONTRACT §17).
-Datum billing_period(TimestampTz at, const std::string &zone) {
-    return pg([&] {
-        Datum local = DirectFunctionCall2(timestamptz_zone, PointerGetDatum(cstring_to_text_with_len(zone.data(), static_cast<int>(zone.size()))),
-                                          TimestampTzGetDatum(at));
-        Datum month = DirectFunctionCall2(timestamp_trunc, PointerGetDatum(cstring_to_text("month")), local);
-        return DirectFunctionCall1(timestamp_date, month);
-    });
-}
-
-struct NoteColumns {
-    int customer_key, outcome_id, kind, payload;
+    const Customer &customer(Datum customer_key) {
+        const text *t = reinterpret_cast<const text *>(DatumGetPointer(customer_key));
+        std::string key(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+        if (auto found = customers_by_key_.find(key); found != customers_by_key_.end()) return found->second;
+        Customer c;
+        pg([&] {
+            Datum lock_key = DirectFunctionCall2Coll(hashtextextended, C_COLLATION_OID, customer_key, Int64GetDatum(kPeriodLockSeed));
+            DirectFunctionCall1(pg_advisory_xact_lock_shared_int8, lock_key);
+        });
+        TupleTableSlot *row = customers_.find({customer_key});
+        if (!row || column_null(row, timezone_))
+            throw witn::Error(witn::Code::CustomerNotFound, "CUSTOMER_NOT_FOUND: no customer " + key, "customer_key " + key);
+        c.zone = std::string(text_bytes(row, timezone_));
+        customers_.end_walk();
+        closed_.begin({customer_key});
+        while (TupleTableSlot *p = closed_.next()) c.closed.insert(DatumGetDateADT(column_value(p, period_)));
+        closed_.end_walk();
+        return customers_by_key_.emplace(std::move(key), std::move(c)).first->second;
+    }
+    IndexReader customers_, closed_;
+    int timezone_, period_;
+    std::unordered_map<std::string, Customer> customers_by_key_;
 };
 
 } // namespace
@@ -151,7 +187,7 @@ WITN_FUNCTION(witn_settle_batch) {
                         lines.column("outcome_key"), lines.column("agent_key"), lines.column("quantity"),
                         lines.column("unit_price"), lines.column("amount"), lines.column("currency"),
                         lines.column("resolved_at"), lines.column("billing_period")};
-    CustomerZones zones;
+    CustomerBilling billing;
     const NoteColumns n{notes.column("customer_key"), notes.column("outcome_id"), notes.column("kind"),
                         notes.column("payload")};
 
@@ -193,7 +229,7 @@ WITN_FUNCTION(witn_settle_batch) {
             put_column(line, l.currency, value(o.currency));
             put_column(line, l.resolved_at, value(o.resolved_at));
             put_column(line, l.billing_period,
-                       billing_period(DatumGetTimestampTz(value(o.resolved_at)), zones.of(value(o.customer_key))));
+                       billing.period_of(value(o.customer_key), DatumGetTimestampTz(value(o.resolved_at))));
             lines.insert(line);
         }
         const char *kind = d.notification_kind;
@@ -249,7 +285,7 @@ WITN_FUNCTION(witn_settle_batch) {
                                  std::to_string(confirmed_count + failed_count) + "}";
         pg([&] { Async_Notify("witn_outcomes", wake.c_str()); });
     }
-    zones.finish();
+    billing.finish();
     notes.finish();
     lines.finish();
     outcomes.finish();
