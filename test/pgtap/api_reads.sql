@@ -60,7 +60,7 @@ SELECT is(pg_temp.get((SELECT token FROM acme), 'invoice_lines') -> 'body',
           'customer acme: GET /invoice_lines, the one line of its confirmed outcome');
 SELECT is(pg_temp.get((SELECT token FROM acme), 'invoices') #>> '{body,0}',
           jsonb_build_object('customer_key', 'acme', 'currency', 'USD', 'month', to_char(now() + interval '4 days', 'YYYY-MM-01'),
-                             'lines', 1, 'amount_exact', 10.000, 'amount', 10.00)::text,
+                             'lines', 1, 'amount_exact', 10.000, 'amount', 10.00, 'closed_at', NULL)::text,
           'customer acme: GET /invoices, its monthly total');
 SELECT is(pg_temp.keys(pg_temp.get((SELECT token FROM acme), 'notifications'), 'kind'),
           'acme/outcome_failed acme/outcome_succeed', 'customer acme: GET /notifications, its two');
