@@ -253,11 +253,15 @@ CREATE FUNCTION bench.ref_settle(as_of timestamptz) RETURNS bigint LANGUAGE sql 
          WHERE o.resolved_at IS NULL AND o.check_at <= as_of AND o.settles_at <= as_of
         RETURNING o.*
     ), lines AS (
+        -- The invoice month as witn bills it: the calendar month of resolved_at in the
+        -- customer's timezone (no month is closed in the benchmark).
         INSERT INTO bench.ref_lines (customer_key, outcome_id, outcome_key, agent_key, quantity,
-                                     unit_price, amount, currency, resolved_at)
+                                     unit_price, amount, currency, resolved_at, billing_period)
         SELECT r.customer_key, r.id, r.key, r.agent_key, r.quantity, r.unit_price,
-               r.unit_price * r.quantity, r.currency, r.resolved_at
-          FROM resolved r WHERE r.status = 'CONFIRMED'
+               r.unit_price * r.quantity, r.currency, r.resolved_at,
+               date_trunc('month', r.resolved_at AT TIME ZONE k.timezone)::date
+          FROM resolved r JOIN witn.customers k ON k.key = r.customer_key
+         WHERE r.status = 'CONFIRMED'
     ), notes AS (
         INSERT INTO bench.ref_notifications (customer_key, outcome_id, kind, payload)
         SELECT r.customer_key, r.id,
