@@ -359,3 +359,14 @@ BEGIN
          WHERE p.logicalrelid::regclass::text LIKE '@extschema@.%'
          ORDER BY p.partmethod DESC, p.logicalrelid::text;
 END $$;
+
+-- POST /rpc/close_period: closing a month through PostgREST (witn_admin).
+CREATE FUNCTION witn_api.close_period(period date, customer_key text DEFAULT NULL)
+    RETURNS SETOF @extschema@.closed_periods
+    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT * FROM @extschema@.close_period($1, $2)
+$$;
+COMMENT ON FUNCTION witn_api.close_period(date, text) IS
+    'POST /rpc/close_period {"period": "2026-11-01", "customer_key": "acme"} (customer_key left out: every customer): closes the month once it has ended in each customer''s timezone; returns the closed rows. witn_admin only.';
+REVOKE EXECUTE ON FUNCTION witn_api.close_period(date, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION witn_api.close_period(date, text) TO witn_admin;

@@ -98,10 +98,20 @@ COMMENT ON VIEW witn_api.currencies IS 'ISO 4217 currencies and their minor unit
 
 -- The views pass the same privileges through as 40_roles.sql grants on the tables below them:
 -- both are checked (security_invoker).
+-- POST /rpc/close_period: closing a month through PostgREST (witn_admin).
+CREATE FUNCTION witn_api.close_period(period date, customer_key text DEFAULT NULL)
+    RETURNS SETOF @extschema@.closed_periods
+    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT * FROM @extschema@.close_period($1, $2)
+$$;
+COMMENT ON FUNCTION witn_api.close_period(date, text) IS
+    'POST /rpc/close_period {"period": "2026-11-01", "customer_key": "acme"} (customer_key left out: every customer): closes the month once it has ended in each customer''s timezone; returns the closed rows. witn_admin only.';
+
 REVOKE ALL ON ALL TABLES IN SCHEMA witn_api FROM PUBLIC;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA witn_api FROM PUBLIC;
 GRANT SELECT ON ALL TABLES IN SCHEMA witn_api TO witn_admin, witn_reader;
 GRANT EXECUTE ON FUNCTION witn_api.explain_outcome(bigint) TO witn_admin, witn_reader, witn_customer;
+GRANT EXECUTE ON FUNCTION witn_api.close_period(date, text) TO witn_admin;
 
 GRANT INSERT (customer_key, key, action, agent_key, properties, occurred_at, idempotency_key)
     ON witn_api.events TO witn_ingest;

@@ -3,7 +3,7 @@
 -- every rejection a 4xx.
 BEGIN;
 \ir api_request.psql
-SELECT plan(122);
+SELECT plan(126);
 SET LOCAL TimeZone = 'UTC';
 
 CREATE FUNCTION pg_temp.rejected(response jsonb, code text, description text) RETURNS SETOF text
@@ -225,6 +225,25 @@ SELECT is(pg_temp.get(pg_temp.token('witn_reader'), 'rate_card_prices', 'agent_k
 SELECT is(pg_temp.get(pg_temp.token('witn_reader'), 'agents', 'key', 'signing') #> '{body,0,condition}',
           '[{"fact": "signed_by_buyer", "operator": "seen"}, {"fact": "signed_by_seller", "operator": "seen"}]',
           'GET /agents: the condition is a JSON array in the response, not a string');
+
+-- POST /rpc/close_period, as PostgREST calls it.
+CREATE FUNCTION pg_temp.close_period(token jsonb, body json) RETURNS jsonb
+LANGUAGE sql AS $$
+    SELECT pg_temp.request(token ->> 'role', token::text, 'POST', '/rpc/close_period',
+        pg_temp.result_sql('SELECT pgrst_call.* FROM (SELECT $1 AS json_data) pgrst_payload, '
+            'LATERAL (SELECT "period", "customer_key" FROM json_to_record(pgrst_payload.json_data) AS _("period" date, "customer_key" text) LIMIT 1) pgrst_body , '
+            'LATERAL "witn_api"."close_period"("period" := pgrst_body."period", "customer_key" := pgrst_body."customer_key") pgrst_call', true),
+        body)
+$$;
+INSERT INTO witn.customers (key, rate_card_key) VALUES ('close_me', (SELECT min(key) FROM witn.rate_cards));
+SELECT is((SELECT r -> 'body' -> 0 ->> 'period' FROM pg_temp.close_period(pg_temp.token('witn_admin'),
+               '{"period": "2026-01-01", "customer_key": "close_me"}') r),
+          '2026-01-01', 'admin: POST /rpc/close_period closes a month and returns it');
+SELECT is((SELECT count(*) FROM witn.closed_periods WHERE customer_key = 'close_me'), 1::bigint, '... one closed month');
+SELECT is((pg_temp.close_period(pg_temp.token('witn_reader'), '{"period": "2026-01-01", "customer_key": "close_me"}')) ->> 'status',
+          '403', 'reader: POST /rpc/close_period is 403');
+SELECT is((pg_temp.close_period(pg_temp.token('witn_admin'), '{"period": "2026-01-15", "customer_key": "close_me"}')) ->> 'status',
+          '400', 'admin: a period that is not a month''s first day is 400 (VALIDATION_ERROR)');
 
 SELECT * FROM finish();
 ROLLBACK;

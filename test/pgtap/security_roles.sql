@@ -136,7 +136,8 @@ SELECT set_eq($$ SELECT pg_temp.executable('witn_reader') $$,
 SELECT set_eq($$ SELECT pg_temp.executable('witn_admin') $$,
               ARRAY['witn.current_customer_key()', 'witn.pre_request()', 'witn.explain(bigint)',
                     'witn.explain_outcome(bigint)', 'witn.replay(bigint)', 'witn.verify()',
-                    'witn.close_period(date,text)', 'witn_api.explain_outcome(bigint)'],
+                    'witn.close_period(date,text)', 'witn_api.close_period(date,text)',
+                    'witn_api.explain_outcome(bigint)'],
               'witn_admin executes the audit functions and closes months, not settle or the scheduling functions');
 
 -- ---------------------------------------------------------------------------------------------
