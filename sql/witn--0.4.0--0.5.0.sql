@@ -287,35 +287,18 @@ BEGIN
          CROSS JOIN LATERAL pg_catalog.aclexplode(att.attacl) a
          WHERE c.oid = ANY (ARRAY(SELECT ('@extschema@.' || x)::regclass FROM unnest(lookup || per_customer) x))
          GROUP BY 1, 2, 3, 5;
-    FOREACH t IN ARRAY lookup LOOP
+    -- The lookup tables become reference tables, then the per-customer tables are distributed,
+    -- colocated with witn.events; the lookup tables' foreign keys come back after.
+    FOREACH t IN ARRAY lookup || per_customer LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = ('@extschema@.' || t)::regclass) THEN
             PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
             FOR r IN SELECT * FROM pg_temp.witn_column_grants g WHERE g.rel = ('@extschema@.' || t)::regclass LOOP
                 EXECUTE pg_catalog.format('GRANT %s ON %s TO %I', r.privilege_type, r.rel, r.grantee);
             END LOOP;
             PERFORM set_config('citus.enable_ddl_propagation', 'on', true);
-            EXECUTE 'SELECT pg_catalog.create_reference_table($1)' USING ('@extschema@.' || t)::regclass;
-            PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
-            FOR r IN SELECT * FROM pg_temp.witn_column_grants g WHERE g.rel = ('@extschema@.' || t)::regclass LOOP
-                EXECUTE pg_catalog.format('REVOKE %s ON %s FROM %I', r.privilege_type, r.rel, r.grantee);
-                EXECUTE pg_catalog.format('GRANT %s (%s) ON %s TO %I', r.privilege_type, r.columns, r.rel, r.grantee);
-            END LOOP;
-            PERFORM set_config('citus.enable_ddl_propagation', 'on', true);
-        END IF;
-    END LOOP;
-    IF fresh THEN
-        FOREACH c IN ARRAY foreign_keys LOOP
-            EXECUTE c;
-        END LOOP;
-    END IF;
-    FOREACH t IN ARRAY per_customer LOOP
-        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = ('@extschema@.' || t)::regclass) THEN
-            PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
-            FOR r IN SELECT * FROM pg_temp.witn_column_grants g WHERE g.rel = ('@extschema@.' || t)::regclass LOOP
-                EXECUTE pg_catalog.format('GRANT %s ON %s TO %I', r.privilege_type, r.rel, r.grantee);
-            END LOOP;
-            PERFORM set_config('citus.enable_ddl_propagation', 'on', true);
-            IF t = 'events' THEN
+            IF t = ANY (lookup) THEN
+                EXECUTE 'SELECT pg_catalog.create_reference_table($1)' USING ('@extschema@.' || t)::regclass;
+            ELSIF t = 'events' THEN
                 EXECUTE 'SELECT pg_catalog.create_distributed_table($1, ''customer_key'')'
                   USING ('@extschema@.' || t)::regclass;
             ELSE
@@ -331,6 +314,11 @@ BEGIN
             PERFORM set_config('citus.enable_ddl_propagation', 'on', true);
         END IF;
     END LOOP;
+    IF fresh THEN
+        FOREACH c IN ARRAY foreign_keys LOOP
+            EXECUTE c;
+        END LOOP;
+    END IF;
     -- The shards made in an earlier run (moved since, perhaps): every placement.
     FOR r IN SELECT * FROM pg_temp.witn_column_grants g WHERE NOT g.fresh LOOP
         FOR c IN EXECUTE 'SELECT s.result FROM pg_catalog.run_command_on_placements($1, $2) s WHERE NOT s.success'

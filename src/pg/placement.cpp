@@ -21,6 +21,12 @@ extern "C" {
 
 namespace witn::pg {
 
+// The string is made outside the PostgreSQL call.
+std::string rel_name(Oid relid) {
+    const char *name = pg([&] { return get_rel_name(relid); });
+    return name ? std::string(name) : std::string("?");
+}
+
 namespace {
 
 Placement *current = nullptr;
@@ -31,7 +37,7 @@ Oid witn_namespace() { return pg([] { return get_namespace_oid("witn", false); }
 Oid dist_shard_table() { return pg([] { return get_relname_relid("pg_dist_shard", PG_CATALOG_NAMESPACE); }); }
 
 [[noreturn]] void not_a_witn_table(Oid relid, const char *expected) {
-    const std::string name = pg([&] { return std::string(get_rel_name(relid) ? get_rel_name(relid) : "?"); });
+    const std::string name = rel_name(relid);
     pg([&] {
         ereport(ERROR,
                 (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -63,9 +69,10 @@ Oid witn_table_of(Oid relid) {
     const auto cut = name.rfind('_');
     bool shard_name = cut != std::string::npos && cut + 1 < name.size();
     for (std::size_t i = cut + 1; shard_name && i < name.size(); ++i) shard_name = name[i] >= '0' && name[i] <= '9';
-    if (shard_name)
-        if (const Oid base = pg([&] { return get_relname_relid(name.substr(0, cut).c_str(), ns); }); base != InvalidOid)
-            return base;
+    if (shard_name) {
+        const std::string table = name.substr(0, cut);
+        if (const Oid base = pg([&] { return get_relname_relid(table.c_str(), ns); }); base != InvalidOid) return base;
+    }
     return relid;
 }
 
@@ -76,7 +83,7 @@ Placement::Placement(Oid anchor, const char *expected) : outer_(current) {
         return;
     }
     if (witn_table_of(anchor) != own || own == InvalidOid) not_a_witn_table(anchor, expected);
-    const std::string name = pg([&] { return std::string(get_rel_name(anchor)); });
+    const std::string name = rel_name(anchor);
     shard_id_ = std::stoll(name.substr(name.rfind('_') + 1));
     const Oid shards = dist_shard_table();
     if (shards == InvalidOid) not_a_witn_table(anchor, expected);

@@ -47,6 +47,8 @@ private:
 Oid witn_table(const char *name);
 // The table itself, whatever the placement (its defaults, identity sequence, privileges).
 Oid witn_own_table(const char *name);
+// A relation's name, "?" when there is none.
+std::string rel_name(Oid relid);
 // The witn table a relation stands for: itself, or the table a shard belongs to (by name:
 // witn.<table>_<shardid>); InvalidOid when it is neither.
 Oid witn_table_of(Oid relid);

@@ -113,11 +113,10 @@ public:
     // calendar month of `at` in the customer's timezone, or the earliest open month after it.
     Datum period_of(Datum customer_key, TimestampTz at) {
         const Customer &c = customer(customer_key);
+        const Datum zone = text_datum(c.zone), unit = text_datum("month");
         DateADT month = pg([&] {
-            Datum local = DirectFunctionCall2(
-                timestamptz_zone, PointerGetDatum(cstring_to_text_with_len(c.zone.data(), static_cast<int>(c.zone.size()))),
-                TimestampTzGetDatum(at));
-            Datum first = DirectFunctionCall2(timestamp_trunc, PointerGetDatum(cstring_to_text("month")), local);
+            Datum local = DirectFunctionCall2(timestamptz_zone, zone, TimestampTzGetDatum(at));
+            Datum first = DirectFunctionCall2(timestamp_trunc, unit, local);
             return DatumGetDateADT(DirectFunctionCall1(timestamp_date, first));
         });
         while (c.closed.count(month)) month = next_month(month);
@@ -139,8 +138,7 @@ private:
         return date2j(year, month, 1) - POSTGRES_EPOCH_JDATE;
     }
     const Customer &customer(Datum customer_key) {
-        const text *t = reinterpret_cast<const text *>(DatumGetPointer(customer_key));
-        std::string key(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+        std::string key = text_value(customer_key);
         if (auto found = customers_by_key_.find(key); found != customers_by_key_.end()) return found->second;
         Customer c;
         pg([&] {
@@ -315,7 +313,7 @@ WITN_FUNCTION(witn_shard_of) {
     const Oid anchor = PG_GETARG_OID(1);
     const Oid of = witn_table_of(anchor);
     const std::string anchor_table = of == InvalidOid ? std::string("outcomes")
-                                                      : pg([&] { return std::string(get_rel_name(of)); });
+                                                      : rel_name(of);
     Placement placement(anchor, anchor_table.c_str());
     const Oid found = placement.table(name.c_str());
     if (found == InvalidOid)

@@ -19,11 +19,10 @@ const std::unordered_set<std::string> &known_zones() {
     static std::unordered_set<std::string> zones;
     if (zones.empty()) {
         std::unordered_set<std::string> found;
-        pg([&] {
-            pg_tzenum *dir = pg_tzenumerate_start();
-            while (pg_tz *tz = pg_tzenumerate_next(dir)) found.emplace(pg_get_timezone_name(tz));
-            pg_tzenumerate_end(dir);
-        });
+        pg_tzenum *dir = pg([] { return pg_tzenumerate_start(); });
+        while (pg_tz *tz = pg([&] { return pg_tzenumerate_next(dir); }))
+            found.emplace(pg([&] { return pg_get_timezone_name(tz); }));
+        pg([&] { pg_tzenumerate_end(dir); });
         zones.swap(found);
     }
     return zones;
