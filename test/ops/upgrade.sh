@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ALTER EXTENSION witn UPDATE from every earlier release (0.1.0, 0.2.0, 0.3.0, 0.4.0): a database holding
+# ALTER EXTENSION witn UPDATE from every earlier release (0.1.0, 0.2.0, 0.3.0, 0.4.0, 0.5.0): a database holding
 # that release's data, upgraded, has exactly the objects of a fresh install of the current
 # version, keeps every row, settles what is due as the fresh install does, and keeps applying
 # new events to its outcomes.
@@ -151,4 +151,5 @@ upgrade_from 0.1.0
 upgrade_from 0.2.0
 upgrade_from 0.3.0
 upgrade_from 0.4.0
+upgrade_from 0.5.0
 exit $fail
