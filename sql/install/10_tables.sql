@@ -60,13 +60,19 @@ CREATE TABLE @extschema@.agents (
         CHECK (attribution_method IN (@ATTRIBUTION_METHODS_SQL@)),
     version            integer NOT NULL DEFAULT 1,
     created_at         timestamptz NOT NULL DEFAULT now(),
-    updated_at         timestamptz NOT NULL DEFAULT now()
+    updated_at         timestamptz NOT NULL DEFAULT now(),
+    reversal_condition @extschema@.condition NULL,
+    reversal_period    interval NULL,
+    CONSTRAINT agents_reversal_policy CHECK ((reversal_condition IS NULL) = (reversal_period IS NULL)
+        AND (reversal_period IS NULL OR (reversal_period > interval '0' AND reversal_period <= interval '180 days')))
 );
 COMMENT ON TABLE @extschema@.agents IS
     'Contract templates: the billable condition, the settlement window and how the billing quantity is picked. Edits apply to outcomes opened afterwards.';
 COMMENT ON COLUMN @extschema@.agents.condition IS 'The billable condition; validated when the agent is created or updated.';
 COMMENT ON COLUMN @extschema@.agents.settlement_period IS 'How long after the latest event an outcome settles: more than 0, at most 180 days.';
 COMMENT ON COLUMN @extschema@.agents.attribution_method IS 'How properties.attribution values become the billing quantity: last, first, sum, max, min or average (no attribution: 1).';
+COMMENT ON COLUMN @extschema@.agents.reversal_condition IS 'Optional reversal policy (with reversal_period): once it holds over a confirmed outcome''s accepted events, the outcome is reversed and credited in full.';
+COMMENT ON COLUMN @extschema@.agents.reversal_period IS 'How long after resolved_at a confirmed outcome still accepts events that can reverse it: more than 0, at most 180 days; NULL (with reversal_condition) for none.';
 COMMENT ON COLUMN @extschema@.agents.version IS 'Incremented on every change of the contract; outcomes record the version they were opened under.';
 
 CREATE TABLE @extschema@.rate_card_prices (
@@ -114,9 +120,22 @@ BEGIN
             MESSAGE = 'VALIDATION_ERROR: attribution_method must be one of @ATTRIBUTION_METHODS_TEXT@',
             DETAIL = format('agent %s: attribution_method = %s', NEW.key, NEW.attribution_method);
     END IF;
+    IF (NEW.reversal_condition IS NULL) <> (NEW.reversal_period IS NULL) THEN
+        RAISE EXCEPTION USING ERRCODE = 'WT001',
+            MESSAGE = 'VALIDATION_ERROR: reversal_condition and reversal_period go together',
+            DETAIL = format('agent %s: reversal_condition = %s, reversal_period = %s', NEW.key,
+                            coalesce(NEW.reversal_condition::text, 'NULL'), coalesce(NEW.reversal_period::text, 'NULL')),
+            HINT = 'Set both (e.g. ''[{"fact": "reopened", "operator": "seen"}]'' and ''7 days''), or neither.';
+    END IF;
+    IF NEW.reversal_period <= interval '0' OR NEW.reversal_period > interval '180 days' THEN
+        RAISE EXCEPTION USING ERRCODE = 'WT001',
+            MESSAGE = 'VALIDATION_ERROR: reversal_period must be more than 0 and at most 180 days',
+            DETAIL = format('agent %s: reversal_period = %s', NEW.key, NEW.reversal_period),
+            HINT = 'Use an interval such as ''7 days''.';
+    END IF;
     IF TG_OP = 'UPDATE' THEN
-        IF (NEW.condition::text, NEW.settlement_period, NEW.attribution_method)
-           IS DISTINCT FROM (OLD.condition::text, OLD.settlement_period, OLD.attribution_method) THEN
+        IF (NEW.condition::text, NEW.settlement_period, NEW.attribution_method, NEW.reversal_condition::text, NEW.reversal_period)
+           IS DISTINCT FROM (OLD.condition::text, OLD.settlement_period, OLD.attribution_method, OLD.reversal_condition::text, OLD.reversal_period) THEN
             NEW.version := OLD.version + 1;
         ELSE
             NEW.version := OLD.version;
@@ -143,6 +162,7 @@ CREATE TABLE @extschema@.events (
     received_at     timestamptz NOT NULL DEFAULT now(),
     late            boolean NOT NULL DEFAULT false,
     duplicate_of    bigint,
+    after_resolution boolean NOT NULL DEFAULT false,
     PRIMARY KEY (customer_key, id)
 );
 CREATE INDEX events_outcome_idx ON @extschema@.events (customer_key, key, id);
@@ -156,6 +176,7 @@ COMMENT ON COLUMN @extschema@.events.agent_key IS 'Required on an outcome''s fir
 COMMENT ON COLUMN @extschema@.events.properties IS 'Free-form JSON object (at most 256 KiB). Reserved: value (compared by the condition), attribution (billing quantity), settles_at (explicit settlement time).';
 COMMENT ON COLUMN @extschema@.events.idempotency_key IS 'Optional. An event whose key was already accepted for this customer is recorded as a duplicate and not applied again.';
 COMMENT ON COLUMN @extschema@.events.late IS 'Set by witn: the event arrived after its outcome was resolved or due, and did not change it.';
+COMMENT ON COLUMN @extschema@.events.after_resolution IS 'Set by witn: the event was accepted by a confirmed outcome in its reversal window (it can reverse it, never re-bill it).';
 COMMENT ON COLUMN @extschema@.events.duplicate_of IS 'Set by witn: the id of the earlier event with the same idempotency_key; this one was not applied.';
 
 CREATE TABLE @extschema@.outcomes (
@@ -184,6 +205,12 @@ CREATE TABLE @extschema@.outcomes (
     updated_at           timestamptz NOT NULL DEFAULT now(),
     -- When settlement next looks at the outcome; never after settles_at (see outcomes_due_idx).
     check_at             timestamptz NOT NULL,
+    -- The agent's reversal policy when the outcome opened (CONTRACT §20), and its reversal
+    -- (CONTRACT §19): set once, by witn.reverse_outcome or the reversal condition.
+    reversal_condition   @extschema@.condition NULL,
+    reversal_period      interval NULL,
+    reversed_at          timestamptz NULL,
+    reversal_reason      text NULL,
     -- id first: witn.explain/replay look outcomes up by id alone. resolved_at is set exactly
     -- when status becomes CONFIRMED or FAILED (settlement is its only writer; witn.verify
     -- checks it).
@@ -210,6 +237,10 @@ COMMENT ON COLUMN @extschema@.outcomes.condition IS 'The agent''s condition when
 COMMENT ON COLUMN @extschema@.outcomes.unit_price IS 'The customer''s rate-card price for the agent when the outcome opened (price snapshot).';
 COMMENT ON COLUMN @extschema@.outcomes.quantity IS 'The billing quantity so far, by attribution_method over every accepted event''s properties.attribution (1 when none).';
 COMMENT ON COLUMN @extschema@.outcomes.facts IS 'Per action the condition mentions: accepted event count and the latest value (by occurred_at, ties by arrival). Kept incrementally; witn.replay recomputes it from the log.';
+COMMENT ON COLUMN @extschema@.outcomes.reversal_condition IS 'The agent''s reversal condition when the outcome opened (contract snapshot); NULL for none.';
+COMMENT ON COLUMN @extschema@.outcomes.reversal_period IS 'How long after resolved_at the confirmed outcome accepts events that can reverse it (contract snapshot).';
+COMMENT ON COLUMN @extschema@.outcomes.reversed_at IS 'When the confirmed outcome was reversed (witn.reverse_outcome or its reversal condition); its status stays CONFIRMED.';
+COMMENT ON COLUMN @extschema@.outcomes.reversal_reason IS 'Why it was reversed: the reason given to witn.reverse_outcome, or reversal_condition.';
 COMMENT ON COLUMN @extschema@.outcomes.attribution IS 'Running state of properties.attribution (count, sum, min, max, first, last) behind quantity.';
 
 CREATE TABLE @extschema@.invoice_lines (
@@ -235,6 +266,43 @@ COMMENT ON COLUMN @extschema@.invoice_lines.billing_period IS
     'The invoice month the line belongs to: the first day of the calendar month of resolved_at in the customer''s timezone when the line was written.';
 COMMENT ON TABLE @extschema@.invoice_lines IS
     'Exactly one line per confirmed outcome, written in the transaction that confirmed it. amount = unit_price x quantity, exact, unrounded.';
+
+-- Credits (CONTRACT §19): written by witn.reverse_outcome, witn.credit_outcome and the reversal
+-- condition, through the trigger below, which decides each one under the outcome's row lock.
+CREATE TABLE @extschema@.credit_lines (
+    id             bigint GENERATED ALWAYS AS IDENTITY,
+    customer_key   text NOT NULL,
+    outcome_id     bigint NOT NULL,
+    outcome_key    text NOT NULL,
+    agent_key      text NOT NULL,
+    -- NaN sorts above Infinity, so this rules out both.
+    amount         numeric NOT NULL CONSTRAINT credit_lines_amount_positive CHECK (amount > 0 AND amount < 'Infinity'),
+    currency       text NOT NULL,
+    kind           text NOT NULL CONSTRAINT credit_lines_kind_known CHECK (kind IN ('reversal', 'adjustment')),
+    reason         text NOT NULL CONSTRAINT credit_lines_reason_given CHECK (btrim(reason) <> ''),
+    billing_period date NOT NULL,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    created_by     text NOT NULL DEFAULT session_user,
+    PRIMARY KEY (customer_key, id)
+);
+CREATE INDEX credit_lines_outcome_idx ON @extschema@.credit_lines (customer_key, outcome_id);
+COMMENT ON TABLE @extschema@.credit_lines IS
+    'Credits on confirmed outcomes (witn.reverse_outcome, witn.credit_outcome, reversal conditions): never more than the outcome''s amount in total, billed in the month they are issued (never a closed one).';
+COMMENT ON COLUMN @extschema@.credit_lines.amount IS 'What is credited, in the invoice line''s currency; exact, unrounded, more than 0.';
+COMMENT ON COLUMN @extschema@.credit_lines.kind IS 'reversal (all that was left of the amount; the outcome is marked reversed) or adjustment (a part).';
+COMMENT ON COLUMN @extschema@.credit_lines.billing_period IS
+    'The invoice month the credit belongs to: the month it was issued in the customer''s timezone, or the earliest open month after it.';
+
+-- Every credit is decided here, on the node that holds the outcome (on Citus the trigger fires
+-- on the shard): the outcome is locked, the amount checked against its line and earlier
+-- credits by the core, the billing month found as settlement finds it, the outcome marked
+-- reversed and the notification written, all in the inserting transaction.
+CREATE FUNCTION @extschema@.credit_lines_issue() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'witn_credit_lines_issue' LANGUAGE C;
+COMMENT ON FUNCTION @extschema@.credit_lines_issue() IS
+    'Trigger on witn.credit_lines: decides and completes each credit (amount, billing month, reversal, notification) under the outcome''s lock.';
+CREATE TRIGGER credit_lines_issue BEFORE INSERT ON @extschema@.credit_lines
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.credit_lines_issue();
 
 -- Closed months (CONTRACT §18): a closed month's invoice never changes again. Settlement bills
 -- a line that would fall into a closed month in the earliest open month after it.
@@ -267,14 +335,20 @@ CREATE TABLE @extschema@.notifications (
     id           bigint GENERATED ALWAYS AS IDENTITY,
     customer_key text NOT NULL,
     outcome_id   bigint NOT NULL,
-    kind         text NOT NULL CHECK (kind IN ('outcome_succeed', 'outcome_failed')),
+    kind         text NOT NULL CONSTRAINT notifications_kind_check
+        CHECK (kind IN ('outcome_succeed', 'outcome_failed', 'outcome_reversed', 'outcome_credited')),
     payload      jsonb NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now(),
-    -- One notification per resolution, so per outcome.
-    PRIMARY KEY (customer_key, outcome_id)
+    -- The credit an outcome_reversed / outcome_credited notification is about (NULL for a
+    -- reversal that found nothing left to credit).
+    credit_id    bigint NULL,
+    PRIMARY KEY (customer_key, id)
 );
+-- One notification per resolution, so one per outcome.
+CREATE UNIQUE INDEX notifications_resolution_key ON @extschema@.notifications (customer_key, outcome_id)
+    WHERE kind IN ('outcome_succeed', 'outcome_failed');
 COMMENT ON TABLE @extschema@.notifications IS
-    'Outbox: one row per resolution, the hosted product''s webhook body in payload; each is also sent with pg_notify(''witn_outcomes'') in the same transaction.';
+    'Outbox: one row per resolution and one per credit, the hosted product''s webhook body in payload; each is also sent with pg_notify(''witn_outcomes'') in the same transaction.';
 
 CREATE TABLE @extschema@.settlement_errors (
     id           bigint GENERATED ALWAYS AS IDENTITY,

@@ -33,16 +33,25 @@ CREATE FUNCTION @extschema@.explain_outcome(wanted bigint)
                    scheduled_resolution @extschema@.outcome_status, settles_at timestamptz,
                    condition_holds boolean, leaf integer, fact text, operator text,
                    description text, event_count bigint, latest_value jsonb,
-                   latest_at timestamptz, passes boolean)
+                   latest_at timestamptz, passes boolean, condition_name text, reversed_at timestamptz)
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RETURN QUERY
         SELECT o.id, o.customer_key, o.key, o.status, o.scheduled_resolution, o.settles_at,
                o.condition_holds, f.leaf, f.fact, f.operator, f.description, f.event_count,
-               f.latest_value, f.latest_at, f.passes
+               f.latest_value, f.latest_at, f.passes, 'condition'::text, o.reversed_at
           FROM @extschema@.outcomes o
           LEFT JOIN LATERAL @extschema@.explain_facts(o.condition, o.facts) f ON true
          WHERE o.id = wanted
+         ORDER BY f.leaf;
+    -- A confirmed outcome with a reversal policy: its reversal condition's leaves too.
+    RETURN QUERY
+        SELECT o.id, o.customer_key, o.key, o.status, o.scheduled_resolution, o.settles_at,
+               o.condition_holds, f.leaf, f.fact, f.operator, f.description, f.event_count,
+               f.latest_value, f.latest_at, f.passes, 'reversal_condition'::text, o.reversed_at
+          FROM @extschema@.outcomes o
+          LEFT JOIN LATERAL @extschema@.explain_facts(o.reversal_condition, o.facts) f ON true
+         WHERE o.id = wanted AND o.status = 'CONFIRMED' AND o.reversal_condition IS NOT NULL
          ORDER BY f.leaf;
 END $$;
 COMMENT ON FUNCTION @extschema@.explain_outcome(bigint) IS 'Internal to witn.explain().';
@@ -52,12 +61,12 @@ CREATE FUNCTION @extschema@.explain(outcome_id bigint)
                    scheduled_resolution @extschema@.outcome_status, settles_at timestamptz,
                    condition_holds boolean, leaf integer, fact text, operator text,
                    description text, event_count bigint, latest_value jsonb,
-                   latest_at timestamptz, passes boolean)
+                   latest_at timestamptz, passes boolean, condition_name text, reversed_at timestamptz)
     LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM @extschema@.explain_outcome($1)
 $$;
 COMMENT ON FUNCTION @extschema@.explain(bigint) IS
-    'Why an outcome is where it is: one row per leaf of its condition with the fact it saw (count, latest value and when) and whether it passes, beside the outcome''s status, scheduled resolution and settles_at. An empty condition gives one row with null leaf columns.';
+    'Why an outcome is where it is: one row per leaf of its condition with the fact it saw (count, latest value and when) and whether it passes, beside the outcome''s status, scheduled resolution and settles_at. An empty condition gives one row with null leaf columns. A confirmed outcome with a reversal policy also has a row per leaf of its reversal condition (condition_name = reversal_condition), and reversed_at.';
 
 -- replay_on and verify_on work on one outcomes table: witn.outcomes (NULL), or on Citus one
 -- of its shards, on the shard's node. replay and verify run them here, or on every shard.

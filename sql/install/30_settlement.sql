@@ -218,16 +218,74 @@ CREATE VIEW @extschema@.invoice_line_details WITH (security_invoker = true) AS
 COMMENT ON VIEW @extschema@.invoice_line_details IS
     'Invoice lines with the terms of the outcome behind each: what a customer audits.';
 
+-- A month's invoice nets its charges (invoice lines) and credits, each summed exactly, and rounds
+-- the difference once to the currency's minor units, half away from zero: a fully credited
+-- outcome nets to exactly zero, and no per-line rounding adds up to a cent.
 CREATE VIEW @extschema@.invoices WITH (security_invoker = true) AS
-    SELECT l.customer_key, l.currency,
-           l.billing_period AS month,
-           count(*) AS lines,
-           sum(l.amount) AS amount_exact,
-           round(sum(l.amount), coalesce(c.minor_units, 2)) AS amount,
+    SELECT m.customer_key, m.currency, m.month,
+           sum(m.lines)::bigint AS lines,
+           sum(m.credit_count)::bigint AS credit_count,
+           sum(m.charges) AS charges,
+           sum(m.credits) AS credits,
+           sum(m.charges) - sum(m.credits) AS amount_exact,
+           round(sum(m.charges) - sum(m.credits), coalesce(c.minor_units, 2)) AS amount,
            cp.closed_at
-      FROM @extschema@.invoice_lines l
-      LEFT JOIN @extschema@.currencies c ON c.code = l.currency
-      LEFT JOIN @extschema@.closed_periods cp ON cp.customer_key = l.customer_key AND cp.period = l.billing_period
-     GROUP BY l.customer_key, l.currency, l.billing_period, c.minor_units, cp.closed_at;
+      FROM (SELECT l.customer_key, l.currency, l.billing_period AS month, 1 AS lines, 0 AS credit_count,
+                   l.amount AS charges, 0::numeric AS credits
+              FROM @extschema@.invoice_lines l
+            UNION ALL
+            SELECT k.customer_key, k.currency, k.billing_period, 0, 1, 0::numeric, k.amount
+              FROM @extschema@.credit_lines k) m
+      LEFT JOIN @extschema@.currencies c ON c.code = m.currency
+      LEFT JOIN @extschema@.closed_periods cp ON cp.customer_key = m.customer_key AND cp.period = m.month
+     GROUP BY m.customer_key, m.currency, m.month, c.minor_units, cp.closed_at;
 COMMENT ON VIEW @extschema@.invoices IS
-    'Invoice totals per customer, currency and month (the lines'' billing_period: the calendar month of resolved_at in the customer''s timezone). amount is the exact sum rounded once to the currency''s minor units, half away from zero. closed_at: when the month was closed (witn.close_period), NULL while open; a closed month''s figures never change.';
+    'Invoice totals per customer, currency and month (billing_period: the calendar month in the customer''s timezone, or the earliest open one after a closed month). charges: the exact sum of the month''s invoice lines; credits: of its credit lines; amount: charges - credits rounded once to the currency''s minor units, half away from zero. closed_at: when the month was closed (witn.close_period), NULL while open; a closed month''s figures never change.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Corrections (CONTRACT §19). The functions name the outcome and the credit; the trigger on
+-- witn.credit_lines (10_tables.sql, in C) decides it on the outcome's node, under its lock.
+-- SECURITY DEFINER: witn_admin calls them, nobody writes witn.credit_lines directly.
+-- ---------------------------------------------------------------------------------------------
+CREATE FUNCTION @extschema@.issue_credit(outcome_id bigint, kind text, amount numeric, reason text)
+    RETURNS SETOF @extschema@.credit_lines
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    customer text;
+    issued @extschema@.credit_lines;
+BEGIN
+    IF $1 IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'WT001', MESSAGE = 'VALIDATION_ERROR: outcome_id must not be null';
+    END IF;
+    SELECT o.customer_key INTO customer FROM @extschema@.outcomes o WHERE o.id = $1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'WT008', MESSAGE = format('OUTCOME_NOT_FOUND: no outcome %s', $1),
+            DETAIL = format('outcome_id %s', $1);
+    END IF;
+    -- The amount of a reversal, the currency, the keys and the month are the trigger's to fill.
+    INSERT INTO @extschema@.credit_lines (customer_key, outcome_id, outcome_key, agent_key, amount, currency, kind,
+                                          reason, billing_period, created_by)
+    VALUES (customer, $1, '', '', $3, '', $2, $4, DATE '1970-01-01', session_user)
+    RETURNING * INTO issued;
+    IF issued.id IS NOT NULL THEN
+        RETURN NEXT issued;
+    END IF;
+END $$;
+COMMENT ON FUNCTION @extschema@.issue_credit(bigint, text, numeric, text) IS
+    'Internal to witn.reverse_outcome and witn.credit_outcome: writes the credit row its trigger decides.';
+
+CREATE FUNCTION @extschema@.reverse_outcome(outcome_id bigint, reason text)
+    RETURNS SETOF @extschema@.credit_lines
+    LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT * FROM @extschema@.issue_credit($1, 'reversal', NULL, $2)
+$$;
+COMMENT ON FUNCTION @extschema@.reverse_outcome(bigint, text) IS
+    'Reverses a confirmed outcome: credits what is left of its amount (no row when nothing is), sets reversed_at and reversal_reason (status stays CONFIRMED) and writes an outcome_reversed notification, in this transaction. Once per outcome (ALREADY_REVERSED, WT012).';
+
+CREATE FUNCTION @extschema@.credit_outcome(outcome_id bigint, amount numeric, reason text)
+    RETURNS @extschema@.credit_lines
+    LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT * FROM @extschema@.issue_credit($1, 'adjustment', $2, $3)
+$$;
+COMMENT ON FUNCTION @extschema@.credit_outcome(bigint, numeric, text) IS
+    'Credits part of a confirmed outcome''s amount (more than 0, at most what is left: CREDIT_EXCEEDS_AMOUNT, WT011) and writes an outcome_credited notification, in this transaction. The credit is billed in the month it is issued, or the earliest open one after it.';

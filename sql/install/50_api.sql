@@ -23,7 +23,7 @@ CREATE CAST (@extschema@.condition AS pg_catalog.json) WITH FUNCTION @extschema@
 -- The write path. Single and bulk POST insert here; the events trigger does the rest.
 CREATE VIEW witn_api.events WITH (security_invoker = true) AS
     SELECT id, customer_key, key, action, agent_key, properties, occurred_at, idempotency_key,
-           received_at, late, duplicate_of
+           received_at, late, duplicate_of, after_resolution
       FROM @extschema@.events;
 -- For PostgREST's "Prefer: missing=default": a bulk POST whose objects leave out properties or
 -- occurred_at gets these instead of NULL.
@@ -36,7 +36,8 @@ CREATE VIEW witn_api.outcomes WITH (security_invoker = true) AS
     SELECT id, customer_key, key, agent_key, status, scheduled_resolution, settles_at, resolved_at,
            condition, @extschema@.describe(condition) AS condition_description,
            settlement_period, attribution_method, agent_version, unit_price, currency, quantity,
-           condition_holds, accepted_events, late_events, facts, opened_at, updated_at
+           condition_holds, accepted_events, late_events, facts, opened_at, updated_at,
+           reversal_condition, reversal_period, reversed_at, reversal_reason
       FROM @extschema@.outcomes;
 COMMENT ON VIEW witn_api.outcomes IS
     'Outcomes with their status, the contract and price they were opened under, and when they settle. A customer token sees its own.';
@@ -49,22 +50,30 @@ COMMENT ON VIEW witn_api.invoice_lines IS
     'One line per confirmed outcome: amount = unit_price x quantity, exact. A customer token sees its own.';
 
 CREATE VIEW witn_api.invoices WITH (security_invoker = true) AS
-    SELECT customer_key, currency, month, lines, amount_exact, amount, closed_at FROM @extschema@.invoices;
+    SELECT customer_key, currency, month, lines, credit_count, charges, credits, amount_exact, amount, closed_at
+      FROM @extschema@.invoices;
 COMMENT ON VIEW witn_api.invoices IS
-    'Invoice totals per customer, currency and month (UTC), rounded once to the currency''s minor units. A customer token sees its own.';
+    'Invoice totals per customer, currency and month (in the customer''s timezone): charges, credits and amount (charges - credits, rounded once to the currency''s minor units); closed_at once the month is closed. A customer token sees its own.';
+
+CREATE VIEW witn_api.credit_lines WITH (security_invoker = true) AS
+    SELECT id, customer_key, outcome_id, outcome_key, agent_key, amount, currency, kind, reason,
+           billing_period, created_at, created_by
+      FROM @extschema@.credit_lines;
+COMMENT ON VIEW witn_api.credit_lines IS
+    'Credits on confirmed outcomes (reversals and adjustments), each billed in the month it was issued. A customer token sees its own.';
 
 CREATE VIEW witn_api.notifications WITH (security_invoker = true) AS
-    SELECT id, customer_key, outcome_id, kind, payload, created_at
+    SELECT id, customer_key, outcome_id, kind, payload, created_at, credit_id
       FROM @extschema@.notifications;
 COMMENT ON VIEW witn_api.notifications IS
-    'One notification per resolved outcome, the webhook body in payload. A customer token sees its own.';
+    'One notification per resolved outcome and one per credit, the webhook body in payload. A customer token sees its own.';
 
 CREATE FUNCTION witn_api.explain_outcome(outcome_id bigint)
     RETURNS TABLE (outcome_id bigint, customer_key text, outcome_key text,
                    status @extschema@.outcome_status, scheduled_resolution @extschema@.outcome_status,
                    settles_at timestamptz, condition_holds boolean, leaf integer, fact text,
                    operator text, description text, event_count bigint, latest_value jsonb,
-                   latest_at timestamptz, passes boolean)
+                   latest_at timestamptz, passes boolean, condition_name text, reversed_at timestamptz)
     LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM @extschema@.explain($1)
 $$;
@@ -78,7 +87,7 @@ COMMENT ON VIEW witn_api.customers IS 'The customers you bill, by your key, and 
 
 CREATE VIEW witn_api.agents WITH (security_invoker = true) AS
     SELECT key, name, condition, settlement_period, attribution_method, version, created_at,
-           updated_at
+           updated_at, reversal_condition, reversal_period
       FROM @extschema@.agents;
 COMMENT ON VIEW witn_api.agents IS
     'Agent contracts: condition (a JSON array of leaves, validated), settlement_period, attribution_method. Edits apply to outcomes opened afterwards.';
@@ -107,23 +116,41 @@ $$;
 COMMENT ON FUNCTION witn_api.close_period(date, text) IS
     'POST /rpc/close_period {"period": "2026-11-01", "customer_key": "acme"} (customer_key left out: every customer): closes the month once it has ended in each customer''s timezone; returns the closed rows. witn_admin only.';
 
+-- POST /rpc/reverse_outcome and /rpc/credit_outcome: corrections through PostgREST (witn_admin).
+CREATE FUNCTION witn_api.reverse_outcome(outcome_id bigint, reason text)
+    RETURNS SETOF @extschema@.credit_lines
+    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT * FROM @extschema@.reverse_outcome($1, $2)
+$$;
+COMMENT ON FUNCTION witn_api.reverse_outcome(bigint, text) IS
+    'POST /rpc/reverse_outcome {"outcome_id": 42, "reason": "..."}: credits what is left of a confirmed outcome and marks it reversed; returns the credit (none when nothing was left). witn_admin only.';
+CREATE FUNCTION witn_api.credit_outcome(outcome_id bigint, amount numeric, reason text)
+    RETURNS @extschema@.credit_lines
+    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT * FROM @extschema@.credit_outcome($1, $2, $3)
+$$;
+COMMENT ON FUNCTION witn_api.credit_outcome(bigint, numeric, text) IS
+    'POST /rpc/credit_outcome {"outcome_id": 42, "amount": 5.00, "reason": "..."}: credits part of a confirmed outcome''s amount; returns the credit. witn_admin only.';
+
 REVOKE ALL ON ALL TABLES IN SCHEMA witn_api FROM PUBLIC;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA witn_api FROM PUBLIC;
 GRANT SELECT ON ALL TABLES IN SCHEMA witn_api TO witn_admin, witn_reader;
 GRANT EXECUTE ON FUNCTION witn_api.explain_outcome(bigint) TO witn_admin, witn_reader, witn_customer;
-GRANT EXECUTE ON FUNCTION witn_api.close_period(date, text) TO witn_admin;
+GRANT EXECUTE ON FUNCTION witn_api.close_period(date, text), witn_api.reverse_outcome(bigint, text),
+    witn_api.credit_outcome(bigint, numeric, text)
+    TO witn_admin;
 
 GRANT INSERT (customer_key, key, action, agent_key, properties, occurred_at, idempotency_key)
     ON witn_api.events TO witn_ingest;
 
 GRANT SELECT ON witn_api.events, witn_api.outcomes, witn_api.invoice_lines, witn_api.invoices,
-    witn_api.notifications
+    witn_api.notifications, witn_api.credit_lines
     TO witn_customer;
 
 GRANT INSERT (key, name, rate_card_key, timezone), UPDATE (name, rate_card_key, timezone), DELETE
     ON witn_api.customers TO witn_admin;
-GRANT INSERT (key, name, condition, settlement_period, attribution_method),
-      UPDATE (name, condition, settlement_period, attribution_method), DELETE
+GRANT INSERT (key, name, condition, settlement_period, attribution_method, reversal_condition, reversal_period),
+      UPDATE (name, condition, settlement_period, attribution_method, reversal_condition, reversal_period), DELETE
     ON witn_api.agents TO witn_admin;
 GRANT INSERT (key, name, currency), UPDATE (name, currency), DELETE
     ON witn_api.rate_cards TO witn_admin;

@@ -124,6 +124,12 @@ std::strong_ordering Decimal::operator<=>(const Decimal &other) const {
                    : mag > 0 ? std::strong_ordering::greater : std::strong_ordering::equal;
 }
 
+Decimal Decimal::operator-() const {
+    Decimal r = *this;
+    if (!r.is_zero()) r.negative_ = !negative_;
+    return r;
+}
+
 Decimal Decimal::operator+(const Decimal &other) const {
     if (other.is_zero()) {
         Decimal r = *this;

@@ -25,6 +25,8 @@ public:
     bool operator==(const Decimal &other) const { return (*this <=> other) == 0; }
 
     Decimal operator+(const Decimal &other) const;
+    Decimal operator-() const;
+    Decimal operator-(const Decimal &other) const { return *this + -other; }
     // The product with the sum of both scales, as numeric's multiplication gives it
     // (0.99 x 1.5 = 1.485, 10 x 1.20 = 12.00): exact up to numeric's largest scale, 16383
     // fractional digits, and rounded half away from zero there.

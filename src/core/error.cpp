@@ -12,6 +12,9 @@ const char *code_name(Code code) noexcept {
     case Code::IdempotencyConflict: return "IDEMPOTENCY_CONFLICT";
     case Code::PayloadTooLarge: return "PAYLOAD_TOO_LARGE";
     case Code::OutcomeNotFound: return "OUTCOME_NOT_FOUND";
+    case Code::OutcomeNotConfirmed: return "OUTCOME_NOT_CONFIRMED";
+    case Code::CreditExceedsAmount: return "CREDIT_EXCEEDS_AMOUNT";
+    case Code::AlreadyReversed: return "ALREADY_REVERSED";
     }
     return "ERROR";
 }

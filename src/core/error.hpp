@@ -16,6 +16,10 @@ enum class Code {
     IdempotencyConflict, // WT006
     PayloadTooLarge,     // WT007
     OutcomeNotFound,     // WT008
+    // WT009 is CRON_NOT_AVAILABLE, raised by SQL (35_cron.sql).
+    OutcomeNotConfirmed, // WT010
+    CreditExceedsAmount, // WT011
+    AlreadyReversed,     // WT012
 };
 
 // The message names the problem (e.g. "VALIDATION_ERROR: ..."), detail says where, hint says

@@ -21,6 +21,8 @@ struct Event {
     std::optional<std::int64_t> settles_at; // properties.settles_at
     std::int64_t occurred_at = 0;           // microseconds, PostgreSQL timestamptz scale
     std::int64_t seq = 0;                   // arrival order (witn.events.id)
+    std::int64_t received_at = 0;           // when witn received it (witn.events.received_at); 0 when unknown
+    bool after_resolution = false;          // accepted in a confirmed outcome's reversal window
 };
 
 } // namespace witn

@@ -8,6 +8,10 @@ Facts::Facts(const Condition &condition) {
     for (const Leaf &leaf : condition) tracked_.try_emplace(leaf.fact);
 }
 
+Facts::Facts(const Condition &condition, const Condition &also) : Facts(condition) {
+    for (const Leaf &leaf : also) tracked_.try_emplace(leaf.fact);
+}
+
 void Facts::fold(std::string_view action, const Scalar &value, std::int64_t occurred_at,
                  std::int64_t seq) {
     auto it = tracked_.find(action);
@@ -64,7 +68,10 @@ std::int64_t integer_member(const json::Value &obj, std::string_view key) {
 } // namespace
 
 Facts Facts::from_json(const Condition &condition, std::string_view text) {
-    Facts facts(condition);
+    return from_json(Facts(condition), text);
+}
+
+Facts Facts::from_json(Facts facts, std::string_view text) {
     json::Value root = json::parse(text);
     for (const auto &[action, entry] : root.members) {
         auto it = facts.tracked_.find(action);

@@ -27,6 +27,8 @@ public:
     Facts() = default;
     // Only the actions the condition mentions are kept; that bounds the state by the condition.
     explicit Facts(const Condition &condition);
+    // The actions either condition mentions (an outcome's condition and its reversal condition).
+    Facts(const Condition &condition, const Condition &also);
 
     void fold(std::string_view action, const Scalar &value, std::int64_t occurred_at,
               std::int64_t seq);
@@ -37,6 +39,7 @@ public:
     // {"csat": {"n": 2, "at": 123, "seq": 9, "v": 4}} — "v" omitted when absent.
     std::string to_json() const;
     static Facts from_json(const Condition &condition, std::string_view text);
+    static Facts from_json(Facts tracked, std::string_view text);
 
 private:
     // Every tracked action, count 0 until its first event.

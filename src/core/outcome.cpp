@@ -42,20 +42,46 @@ void validate_event(const Event &event, const std::string &properties_path) {
     }
 }
 
+Facts Contract::tracked_facts() const {
+    return reversal ? Facts(condition, reversal->condition) : Facts(condition);
+}
+
 OutcomeState OutcomeState::open(const Contract &contract) {
     OutcomeState s;
-    s.facts = Facts(contract.condition);
+    s.facts = contract.tracked_facts();
     return s;
 }
 
-Applied apply_event(OutcomeState &state, const Contract &contract, const Event &event,
-                    std::int64_t now) {
-    bool resolved = state.status == Status::Confirmed || state.status == Status::Failed;
-    if (resolved || (state.accepted_events > 0 && state.settles_at <= now)) return Applied::Late;
+bool in_reversal_window(const OutcomeState &state, const Contract &contract, std::int64_t now) {
+    if (state.status != Status::Confirmed || !contract.reversal || !state.resolved_at) return false;
+    if (now < *state.resolved_at) return false;
+    // Unsigned: the difference of two far-apart timestamps overflows int64.
+    return static_cast<std::uint64_t>(now) - static_cast<std::uint64_t>(*state.resolved_at) <
+           static_cast<std::uint64_t>(contract.reversal->period);
+}
 
+namespace {
+void fold_facts(OutcomeState &state, const Contract &contract, const Event &event) {
     state.facts.fold(event.action, event.value, event.occurred_at, event.seq);
     if (event.attribution) state.attribution.fold(*event.attribution, event.occurred_at, event.seq);
     state.condition_holds = evaluate(contract.condition, state.facts);
+}
+} // namespace
+
+Applied apply_event(OutcomeState &state, const Contract &contract, const Event &event,
+                    std::int64_t now) {
+    if (state.status == Status::Confirmed) {
+        if (!in_reversal_window(state, contract, now)) return Applied::Late;
+        // The reversal window (CONTRACT §20): the invoice line is written and the status stays;
+        // the facts follow, and the reversal condition is checked over all accepted events.
+        fold_facts(state, contract, event);
+        state.reversal_holds = evaluate(contract.reversal->condition, state.facts);
+        ++state.accepted_events;
+        return Applied::Accepted;
+    }
+    if (state.status == Status::Failed || (state.accepted_events > 0 && state.settles_at <= now)) return Applied::Late;
+
+    fold_facts(state, contract, event);
     if (state.status == Status::Open) {
         if (state.condition_holds) {
             state.status = Status::Pending;
@@ -78,6 +104,28 @@ std::optional<Status> settle(const OutcomeState &state, std::int64_t as_of) {
     if (state.status == Status::Confirmed || state.status == Status::Failed) return std::nullopt;
     if (state.accepted_events == 0 || state.settles_at > as_of) return std::nullopt;
     return resolution_of(state.status, state.scheduled_resolution);
+}
+
+Replay replay_log(const Contract &contract, const std::vector<Event> &log, std::optional<std::int64_t> resolved_at) {
+    Replay r;
+    r.state = OutcomeState::open(contract);
+    std::vector<const Event *> after;
+    // The events accepted in the reversal window are marked so (witn.events.after_resolution).
+    for (const Event &e : log) {
+        if (resolved_at && e.after_resolution) after.push_back(&e);
+        else apply_event(r.state, contract, e, std::numeric_limits<std::int64_t>::min());
+    }
+    if (!resolved_at) return r;
+    r.resolution = settle(r.state, *resolved_at);
+    if (r.resolution) r.state.status = *r.resolution;
+    r.state.resolved_at = resolved_at;
+    for (const Event *e : after) {
+        // One the window does not take (it was accepted, so the stored outcome disagrees with
+        // its contract) is left out, and replay reports the difference.
+        if (apply_event(r.state, contract, *e, e->received_at) == Applied::Accepted && r.state.reversal_holds)
+            r.reversal_held = true;
+    }
+    return r;
 }
 
 } // namespace witn

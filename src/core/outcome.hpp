@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace witn {
 
@@ -19,11 +20,23 @@ enum class Status { Open, Pending, Confirmed, Failed };
 const char *status_name(Status s) noexcept; // "OPEN", ...
 std::optional<Status> status_from_name(std::string_view name);
 
-// The agent contract an outcome was opened under (snapshotted, CONTRACT §2).
+// An agent's reversal policy (CONTRACT §20): an event for a confirmed outcome that arrives within
+// `period` after its resolved_at is accepted, and once `condition` holds over all accepted
+// events the outcome is reversed (credited in full).
+struct ReversalPolicy {
+    Condition condition;
+    std::int64_t period = 0; // > 0, at most kMaxSettlementPeriod
+};
+
+// The agent contract an outcome was opened under (snapshotted, CONTRACT §2, §20).
 struct Contract {
     Condition condition;
     std::int64_t settlement_period = 72 * kMicrosPerHour;
     AttributionMethod attribution_method = AttributionMethod::Last;
+    std::optional<ReversalPolicy> reversal;
+
+    // What an outcome keeps of its events: the facts both conditions mention.
+    Facts tracked_facts() const;
 };
 
 // Rejects what no outcome may accept: a negative attribution, a settles_at before the event or
@@ -39,6 +52,13 @@ struct OutcomeState {
     Facts facts;
     Attribution attribution;
     bool condition_holds = false;
+    // Set once settled (CONFIRMED or FAILED).
+    std::optional<std::int64_t> resolved_at;
+    // A confirmed outcome that was reversed (witn.outcomes.reversed_at is set).
+    bool reversed = false;
+    // After the latest event accepted in the reversal window: whether the reversal condition
+    // holds over all accepted events (not stored; false until such an event).
+    bool reversal_holds = false;
 
     // A new outcome: OPEN, no facts, settles_at not yet set (the first event sets it).
     static OutcomeState open(const Contract &contract);
@@ -46,12 +66,29 @@ struct OutcomeState {
 
 enum class Applied { Accepted, Late };
 
+// Whether an event arriving at `now` for this (confirmed) outcome falls in its reversal window:
+// resolved_at <= now < resolved_at + reversal period.
+bool in_reversal_window(const OutcomeState &state, const Contract &contract, std::int64_t now);
+
 // Folds one event into the outcome at arrival time `now`. Late (the outcome is resolved, or
-// already due: settles_at <= now) leaves the state untouched.
+// already due: settles_at <= now) leaves the state untouched; except that a confirmed outcome
+// accepts events in its reversal window: they update its facts, quantity and condition_holds
+// and set reversal_holds, never its status or timer.
 Applied apply_event(OutcomeState &state, const Contract &contract, const Event &event,
                     std::int64_t now);
 
 // Settlement at `as_of`: nullopt when not due (or already resolved), else the final status.
 std::optional<Status> settle(const OutcomeState &state, std::int64_t as_of);
+
+// An outcome recomputed from its accepted events (witn.replay): the events accepted before its
+// resolution decide it; those accepted in a confirmed outcome's reversal window (marked
+// after_resolution) are folded in afterwards, each as of its received_at.
+struct Replay {
+    OutcomeState state;                    // after every accepted event
+    std::optional<Status> resolution;      // settlement at resolved_at of the events before it
+    bool reversal_held = false;            // the reversal condition held after an event in the window
+};
+Replay replay_log(const Contract &contract, const std::vector<Event> &log,
+                  std::optional<std::int64_t> resolved_at);
 
 } // namespace witn

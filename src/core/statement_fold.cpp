@@ -79,6 +79,16 @@ Disposition StatementFold::add(const StatementEvent &e) {
     } else if (apply_event(outcome_.state, outcome_.contract, e.event, now_) == Applied::Late) {
         ++outcome_.late_events;
         return Disposition::Late;
+    } else if (outcome_.state.status == Status::Confirmed) {
+        // An event in a confirmed outcome's reversal window. Facts and attribution do not depend
+        // on the order events are folded in (latest by occurred_at, ties by id), so a later id
+        // applied first needs no replay; the reversal is a latch, taken once.
+        if (outcome_.state.reversal_holds && !outcome_.state.reversed) {
+            outcome_.state.reversed = true;
+            reverses_ = true;
+        }
+        outcome_.last_event_id = std::max(outcome_.last_event_id, e.event.seq);
+        return Disposition::InReversalWindow;
     } else if (e.event.seq < outcome_.last_event_id) {
         // Arrival order is id order, and a concurrent transaction that drew later ids applied
         // them first (it got the outcome's lock first). Whether the outcome ever went PENDING

@@ -32,7 +32,8 @@ struct StoredOutcome {
 };
 
 // What happened to one event of the statement.
-enum class Disposition { Accepted, Late, Duplicate };
+// InReversalWindow: accepted by a confirmed outcome in its reversal window (CONTRACT §20).
+enum class Disposition { Accepted, Late, Duplicate, InReversalWindow };
 
 // The outcome's accepted events already in the log, in id order, read only when a replay is
 // needed. It may also yield this statement's own events (skipped: they come from the statement).
@@ -73,6 +74,9 @@ public:
     Decimal quantity() const { return outcome_.state.attribution.quantity(outcome_.contract.attribution_method); }
     // Whether the stored history was replayed in id order (for tests and diagnostics).
     bool replayed() const { return replaying_; }
+    // Whether this statement's events made the reversal condition of a confirmed outcome that
+    // was not reversed hold (CONTRACT §20): the caller reverses it in the same transaction.
+    bool reverses() const { return reverses_; }
 
 private:
     void open(const std::string &agent_key);
@@ -85,7 +89,7 @@ private:
 
     std::string customer_key_, key_;
     StoredOutcome outcome_;
-    bool existed_ = false, opened_ = false, replaying_ = false;
+    bool existed_ = false, opened_ = false, replaying_ = false, reverses_ = false;
     std::int64_t now_;
     OpenTerms open_terms_;
     History &history_;

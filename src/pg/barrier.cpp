@@ -41,6 +41,9 @@ int sqlstate(witn::Code code) noexcept {
     case witn::Code::IdempotencyConflict: return MAKE_SQLSTATE('W', 'T', '0', '0', '6');
     case witn::Code::PayloadTooLarge: return MAKE_SQLSTATE('W', 'T', '0', '0', '7');
     case witn::Code::OutcomeNotFound: return MAKE_SQLSTATE('W', 'T', '0', '0', '8');
+    case witn::Code::OutcomeNotConfirmed: return MAKE_SQLSTATE('W', 'T', '0', '1', '0');
+    case witn::Code::CreditExceedsAmount: return MAKE_SQLSTATE('W', 'T', '0', '1', '1');
+    case witn::Code::AlreadyReversed: return MAKE_SQLSTATE('W', 'T', '0', '1', '2');
     }
     return ERRCODE_INTERNAL_ERROR;
 }

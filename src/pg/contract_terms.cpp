@@ -48,6 +48,14 @@ Terms load_terms(const std::string &customer_key, const std::string &agent_key) 
     if (!known) throw std::runtime_error("witn: agent " + agent_key + " has an unknown attribution method");
     t.contract.attribution_method = *known;
     t.agent_version = DatumGetInt32(column_value(agent, agents.column("version")));
+    const int reversal_condition = agents.column("reversal_condition"), reversal_period = agents.column("reversal_period");
+    if (!column_null(agent, reversal_condition) && !column_null(agent, reversal_period)) {
+        const Datum rc = column_value(agent, reversal_condition);
+        t.has_reversal = true;
+        t.reversal_condition = OwnedDatum::varlena(rc);
+        t.reversal_period = *DatumGetIntervalP(column_value(agent, reversal_period));
+        t.contract.reversal = witn::ReversalPolicy{cached_condition(text_value(rc)), interval_micros(&t.reversal_period)};
+    }
     agents.finish();
 
     bool priced = false;

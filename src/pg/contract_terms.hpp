@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -20,6 +21,10 @@ struct Terms {
     OwnedDatum agent_key, condition, attribution_method, unit_price, currency;
     Interval settlement_period{};
     std::int32_t agent_version = 0;
+    // The reversal policy (CONTRACT §20), when the agent has one.
+    bool has_reversal = false;
+    OwnedDatum reversal_condition;
+    Interval reversal_period{};
 };
 
 // Reads terms once per (customer, agent) within a statement; bounded: a statement's outcomes

@@ -25,6 +25,8 @@ const witn::Event *EventLog::next() {
         action_ = reader_->column("action");
         properties_ = reader_->column("properties");
         occurred_at_ = reader_->column("occurred_at");
+        received_at_ = reader_->column("received_at");
+        after_resolution_ = reader_->column("after_resolution");
         late_ = reader_->column("late");
         duplicate_ = reader_->column("duplicate_of");
         reader_->begin({customer_key_, key_});
@@ -36,6 +38,8 @@ const witn::Event *EventLog::next() {
         Jsonb *properties = pg([&] { return DatumGetJsonbP(column_value(e, properties_)); });
         event_ = event_from_properties(text_value(column_value(e, action_)), &properties->root,
                                        DatumGetTimestampTz(column_value(e, occurred_at_)), id, "properties");
+        event_.received_at = DatumGetTimestampTz(column_value(e, received_at_));
+        event_.after_resolution = DatumGetBool(column_value(e, after_resolution_));
         return &event_;
     }
     return nullptr;

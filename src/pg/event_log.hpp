@@ -29,7 +29,7 @@ private:
     IndexReader::Snapshot snapshot_;
     const std::vector<std::int64_t> *skip_;
     std::unique_ptr<IndexReader> reader_;
-    int id_ = 0, action_ = 0, properties_ = 0, occurred_at_ = 0, late_ = 0, duplicate_ = 0;
+    int id_ = 0, action_ = 0, properties_ = 0, occurred_at_ = 0, received_at_ = 0, after_resolution_ = 0, late_ = 0, duplicate_ = 0;
     witn::Event event_;
 };
 

@@ -32,7 +32,9 @@ OutcomeRow::OutcomeRow(TupleDesc d)
       quantity(column_in(d, "quantity")), holds(column_in(d, "condition_holds")),
       accepted(column_in(d, "accepted_events")), late(column_in(d, "late_events")),
       facts(column_in(d, "facts")), attribution(column_in(d, "attribution")),
-      last_id(column_in(d, "last_event_id")), updated_at(column_in(d, "updated_at")) {
+      last_id(column_in(d, "last_event_id")), updated_at(column_in(d, "updated_at")),
+      reversal_condition(column_in(d, "reversal_condition")), reversal_period(column_in(d, "reversal_period")),
+      reversed_at(column_in(d, "reversed_at")), reversal_reason(column_in(d, "reversal_reason")) {
     status_type_ = TupleDescAttr(d, status - 1)->atttypid;
     for (int i = 0; i < 4; ++i) status_oids_[i] = enum_label(status_type_, witn::status_name(kStatuses[i]));
 }
@@ -56,14 +58,19 @@ witn::StoredOutcome OutcomeRow::stored(TupleTableSlot *row) const {
     auto m = witn::attribution_method_from_name(text_value(column_value(row, method)));
     if (!m) throw std::runtime_error("witn: an outcome has an unknown attribution method");
     o.contract.attribution_method = *m;
+    if (!column_null(row, reversal_condition) && !column_null(row, reversal_period))
+        o.contract.reversal = witn::ReversalPolicy{cached_condition(text_value(column_value(row, reversal_condition))),
+                                                   interval_micros(DatumGetIntervalP(column_value(row, reversal_period)))};
     witn::OutcomeState &s = o.state;
     s.status = status_of(column_value(row, status));
     if (!column_null(row, scheduled)) s.scheduled_resolution = status_of(column_value(row, scheduled));
     s.settles_at = DatumGetTimestampTz(column_value(row, settles_at));
     s.accepted_events = DatumGetInt64(column_value(row, accepted));
-    s.facts = witn::Facts::from_json(o.contract.condition, jsonb_text(column_value(row, facts)));
+    s.facts = witn::Facts::from_json(o.contract.tracked_facts(), jsonb_text(column_value(row, facts)));
     s.attribution = witn::Attribution::from_json(jsonb_text(column_value(row, attribution)));
     s.condition_holds = DatumGetBool(column_value(row, holds));
+    if (!column_null(row, resolved_at)) s.resolved_at = DatumGetTimestampTz(column_value(row, resolved_at));
+    s.reversed = !column_null(row, reversed_at);
     o.late_events = DatumGetInt64(column_value(row, late));
     if (!column_null(row, last_id)) o.last_event_id = DatumGetInt64(column_value(row, last_id));
     return o;
@@ -112,6 +119,8 @@ void OutcomeRow::put_opening(TupleTableSlot *row, Datum customer, Datum outcome_
     put_column(row, version, Int32GetDatum(t.agent_version));
     put_column(row, unit_price, t.unit_price.datum());
     put_column(row, currency, t.currency.datum());
+    put_column(row, reversal_condition, t.has_reversal ? t.reversal_condition.datum() : Datum(0), !t.has_reversal);
+    put_column(row, reversal_period, t.has_reversal ? IntervalPGetDatum(&t.reversal_period) : Datum(0), !t.has_reversal);
 }
 
 void OutcomeRow::put_updated_at(TupleTableSlot *row, TimestampTz now) const {
@@ -121,6 +130,12 @@ void OutcomeRow::put_updated_at(TupleTableSlot *row, TimestampTz now) const {
 void OutcomeRow::put_resolution(TupleTableSlot *row, witn::Status resolution, TimestampTz now) const {
     put_column(row, status, ObjectIdGetDatum(status_oid(resolution)));
     put_column(row, resolved_at, column_value(row, settles_at));
+    put_column(row, updated_at, TimestampTzGetDatum(now));
+}
+
+void OutcomeRow::put_reversal(TupleTableSlot *row, TimestampTz now, Datum reason) const {
+    put_column(row, reversed_at, TimestampTzGetDatum(now));
+    put_column(row, reversal_reason, reason);
     put_column(row, updated_at, TimestampTzGetDatum(now));
 }
 

@@ -38,13 +38,16 @@ public:
     // Settlement: the resolution (resolved_at = settles_at), or a new check_at.
     void put_resolution(TupleTableSlot *row, witn::Status resolution, TimestampTz now) const;
     void put_check_at(TupleTableSlot *row, TimestampTz check_at) const;
+    // A reversal (CONTRACT §19): reversed_at and reversal_reason.
+    void put_reversal(TupleTableSlot *row, TimestampTz now, Datum reason) const;
 
     Oid status_oid(witn::Status s) const;
     witn::Status status_of(Datum enum_value) const;
 
     int id, customer_key, key, agent_key, status, scheduled, settles_at, resolved_at, check_at,
         condition, period, method, version, unit_price, currency, quantity, holds, accepted, late,
-        facts, attribution, last_id, updated_at;
+        facts, attribution, last_id, updated_at, reversal_condition, reversal_period, reversed_at,
+        reversal_reason;
 
 private:
     Oid status_type_;

@@ -2,6 +2,7 @@
 
 #include "core/statement_fold.hpp"
 #include "pg/contract_terms.hpp"
+#include "pg/corrections.hpp"
 #include "pg/event_log.hpp"
 #include "pg/outcome_row.hpp"
 #include "pg/table_writer.hpp"
@@ -82,22 +83,25 @@ private:
         outcomes_.reset();
     }
 
-    // An event's late / duplicate_of columns.
+    // An event's late / duplicate_of / after_resolution columns.
     struct Mark {
         bool late = false;
         std::optional<std::int64_t> duplicate_of;
+        bool after_resolution = false;
         bool operator==(const Mark &) const = default;
-        static Mark of(TupleTableSlot *row, int late, int duplicate_of) {
-            Mark m{DatumGetBool(column_value(row, late)), std::nullopt};
+        static Mark of(TupleTableSlot *row, int late, int duplicate_of, int after_resolution = 0) {
+            Mark m{DatumGetBool(column_value(row, late)), std::nullopt,
+                   after_resolution && DatumGetBool(column_value(row, after_resolution))};
             if (!column_null(row, duplicate_of)) m.duplicate_of = DatumGetInt64(column_value(row, duplicate_of));
             return m;
         }
     };
 
     // Writes an event's disposition where it differs from the row (as inserted, or as written
-    // by a first attempt when `recheck`).
+    // by a first attempt when `recheck`). Rows are inserted with after_resolution false (only
+    // witn sets it), so an event in a reversal window is always marked.
     void record(TupleTableSlot *row, witn::Disposition d, bool recheck) {
-        Mark decided{d == witn::Disposition::Late, std::nullopt};
+        Mark decided{d == witn::Disposition::Late, std::nullopt, d == witn::Disposition::InReversalWindow};
         if (d == witn::Disposition::Duplicate) decided.duplicate_of = DatumGetInt64(column_value(row, kDuplicateOf));
         if (!recheck && decided == Mark::of(row, kGivenLate, kGivenDuplicate)) return;
         if (!events_) {
@@ -107,14 +111,16 @@ private:
             events_id_ = events_->column("id");
             events_late_ = events_->column("late");
             events_duplicate_ = events_->column("duplicate_of");
+            events_after_ = events_->column("after_resolution");
         }
         TupleTableSlot *stored = events_->find_locked({events_customer_, events_id_},
                                                       {column_value(row, kCustomerKey), column_value(row, kId)});
         if (!stored) throw std::runtime_error("witn: an event of this statement is missing from witn.events");
-        if (recheck && decided == Mark::of(stored, events_late_, events_duplicate_)) return;
+        if (recheck && decided == Mark::of(stored, events_late_, events_duplicate_, events_after_)) return;
         TupleTableSlot *next = events_->new_row_from(stored);
         put_column(next, events_late_, BoolGetDatum(decided.late));
         put_column(next, events_duplicate_, Int64GetDatum(decided.duplicate_of.value_or(0)), !decided.duplicate_of);
+        put_column(next, events_after_, BoolGetDatum(decided.after_resolution));
         events_->update(stored, next);
     }
 
@@ -158,7 +164,16 @@ private:
             TupleTableSlot *next = outcomes_->new_row_from(locked);
             c.put_updated_at(next, now_);
             c.put_state(next, fold);
+            const std::int64_t outcome_id = DatumGetInt64(column_value(locked, c.id));
             outcomes_->update(locked, next);
+            if (fold.reverses()) {
+                // The reversal condition of a confirmed outcome now holds (CONTRACT §20): it is
+                // reversed in this transaction, by the trigger every credit goes through. The
+                // outcomes that follow are written in a command that sees it.
+                reverse_by_condition(customer, outcome_id);
+                close_writers();
+                open_writers();
+            }
             return true;
         }
         TupleTableSlot *row = outcomes_->new_row();
@@ -172,7 +187,7 @@ private:
     MemoryContext statement_memory_;
     std::unique_ptr<TableWriter> outcomes_, events_;
     std::optional<OutcomeRow> columns_;
-    int events_customer_ = 0, events_id_ = 0, events_late_ = 0, events_duplicate_ = 0;
+    int events_customer_ = 0, events_id_ = 0, events_late_ = 0, events_duplicate_ = 0, events_after_ = 0;
     TermsCache terms_;
     ItemMemory per_outcome_;
     TupleTableSlot *row_ = nullptr, *first_ = nullptr;

@@ -171,7 +171,7 @@ void require_node_id_range() {
         return;
     }
     const std::int64_t low = static_cast<std::int64_t>(group) << 48;
-    for (const char *name : {"events", "outcomes", "invoice_lines", "notifications", "settlement_errors"}) {
+    for (const char *name : {"events", "outcomes", "invoice_lines", "notifications", "settlement_errors", "credit_lines"}) {
         const Oid table = witn_own_table(name);
         if (table == InvalidOid) continue;
         const std::int64_t seqmin = pg([&] {

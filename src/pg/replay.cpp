@@ -3,6 +3,7 @@
 // the log through the (customer_key, key, id) index, without SQL.
 #include "pg/postgres.hpp"
 
+#include "core/credit.hpp"
 #include "core/evaluator.hpp"
 #include "core/outcome.hpp"
 #include "pg/condition_type.hpp"
@@ -68,6 +69,8 @@ WITN_FUNCTION(witn_replay) {
     const Datum key = PointerGetDatum(pg([&] { return DatumGetTextPCopy(column_value(row, c.key)); }));
     std::optional<TimestampTz> resolved_at;
     if (!column_null(row, c.resolved_at)) resolved_at = DatumGetTimestampTz(column_value(row, c.resolved_at));
+    const bool reversed_by_condition = !column_null(row, c.reversal_reason) &&
+                                       text_value(column_value(row, c.reversal_reason)) == witn::kReversalConditionReason;
     const witn::Decimal stored_quantity = decimal_value(column_value(row, c.quantity));
     const std::string stored_quantity_text = output_text(column_value(row, c.quantity), numeric_out);
     outcomes.finish();
@@ -77,10 +80,12 @@ WITN_FUNCTION(witn_replay) {
     while (const witn::Event *e = events.next()) log.push_back(*e);
     events.finish();
 
-    // Accepted events were on time when they arrived, so nothing is late in a replay.
-    witn::OutcomeState replayed = witn::OutcomeState::open(contract);
-    for (const witn::Event &e : log)
-        witn::apply_event(replayed, contract, e, std::numeric_limits<std::int64_t>::min());
+    // Accepted events were on time when they arrived (or in a confirmed outcome's reversal
+    // window), so nothing is late in a replay.
+    std::optional<std::int64_t> resolved;
+    if (resolved_at) resolved = *resolved_at;
+    const witn::Replay again = witn::replay_log(contract, log, resolved);
+    const witn::OutcomeState &replayed = again.state;
 
     const witn::OutcomeState &s = stored.state;
     std::vector<std::string> differences;
@@ -88,11 +93,17 @@ WITN_FUNCTION(witn_replay) {
         if (stored_text != again) differences.push_back(what + ": stored " + stored_text + ", replayed " + again);
     };
     if (resolved_at) {
-        differ("status", witn::status_name(s.status), status_text(witn::settle(replayed, *resolved_at)));
+        differ("status", witn::status_name(s.status), status_text(again.resolution));
         differ("resolved_at", time_text(*resolved_at), time_text(replayed.settles_at));
     } else {
         differ("status", witn::status_name(s.status), witn::status_name(replayed.status));
     }
+    // A reversal by the reversal condition needs the condition to have held in the window; a
+    // condition that held there must have reversed the outcome (by it, or by hand before).
+    if (reversed_by_condition && !again.reversal_held)
+        differences.push_back("reversal: stored reversed by reversal_condition, replayed the condition never held in the reversal window");
+    if (again.reversal_held && !s.reversed)
+        differences.push_back("reversal: stored not reversed, replayed the reversal condition held in the reversal window");
     differ("scheduled_resolution", status_text(s.scheduled_resolution), status_text(replayed.scheduled_resolution));
     differ("settles_at", time_text(s.settles_at), log.empty() ? "NULL" : time_text(replayed.settles_at));
     differ("accepted_events", std::to_string(s.accepted_events), std::to_string(replayed.accepted_events));
