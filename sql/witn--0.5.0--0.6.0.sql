@@ -32,9 +32,9 @@ BEGIN
             HINT = 'Use an interval such as ''72 hours''.';
     END IF;
     IF NEW.attribution_method IS NULL
-       OR NEW.attribution_method NOT IN (@ATTRIBUTION_METHODS_SQL@) THEN
+       OR NEW.attribution_method NOT IN ('last', 'first', 'sum', 'max', 'min', 'average') THEN
         RAISE EXCEPTION USING ERRCODE = 'WT001',
-            MESSAGE = 'VALIDATION_ERROR: attribution_method must be one of @ATTRIBUTION_METHODS_TEXT@',
+            MESSAGE = 'VALIDATION_ERROR: attribution_method must be one of last, first, sum, max, min, average',
             DETAIL = format('agent %s: attribution_method = %s', NEW.key, NEW.attribution_method);
     END IF;
     IF (NEW.reversal_condition IS NULL) <> (NEW.reversal_period IS NULL) THEN
@@ -61,8 +61,6 @@ BEGIN
     END IF;
     RETURN NEW;
 END $$;
-GRANT INSERT (reversal_condition, reversal_period), UPDATE (reversal_condition, reversal_period)
-    ON @extschema@.agents, witn_api.agents TO witn_admin;
 
 ALTER TABLE @extschema@.outcomes ADD COLUMN reversal_condition @extschema@.condition NULL,
     ADD COLUMN reversal_period interval NULL,
@@ -118,6 +116,7 @@ CREATE POLICY customer_own ON @extschema@.credit_lines FOR SELECT TO witn_custom
 GRANT SELECT ON @extschema@.credit_lines TO witn_admin, witn_reader, witn_customer;
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.credit_lines', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.credit_lines_id_seq', '');
+REVOKE ALL ON SEQUENCE @extschema@.credit_lines_id_seq FROM PUBLIC;
 
 -- Notifications: one per resolution (still unique per outcome) and one per credit.
 ALTER TABLE @extschema@.notifications DROP CONSTRAINT notifications_pkey,
@@ -295,6 +294,8 @@ CREATE OR REPLACE VIEW witn_api.agents WITH (security_invoker = true) AS
     SELECT key, name, condition, settlement_period, attribution_method, version, created_at,
            updated_at, reversal_condition, reversal_period
       FROM @extschema@.agents;
+GRANT INSERT (reversal_condition, reversal_period), UPDATE (reversal_condition, reversal_period)
+    ON @extschema@.agents, witn_api.agents TO witn_admin;
 CREATE VIEW witn_api.credit_lines WITH (security_invoker = true) AS
     SELECT id, customer_key, outcome_id, outcome_key, agent_key, amount, currency, kind, reason,
            billing_period, created_at, created_by

@@ -101,7 +101,9 @@ upgrade_from() { # VERSION
         accepted_events, late_events, facts, attribution, last_event_id, opened_at, updated_at"
     # check_at came with 0.2.0.
     if [ "$from" = 0.1.0 ]; then copy_table outcomes "$OUTCOME_COLUMNS"; else copy_table outcomes "$OUTCOME_COLUMNS, check_at"; fi
-    copy_table invoice_lines "id, customer_key, outcome_id, outcome_key, agent_key, quantity, unit_price, amount, currency, resolved_at, created_at"
+    # billing_period came with 0.5.0.
+    LINE_COLUMNS="id, customer_key, outcome_id, outcome_key, agent_key, quantity, unit_price, amount, currency, resolved_at, created_at"
+    case $from in 0.[1-4].0) copy_table invoice_lines "$LINE_COLUMNS" ;; *) copy_table invoice_lines "$LINE_COLUMNS, billing_period" ;; esac
     copy_table notifications "id, customer_key, outcome_id, kind, payload, created_at"
     for s in events outcomes invoice_lines notifications; do
         q "$old" "SELECT setval('witn.${s}_id_seq', $(q "$ref" "SELECT last_value FROM witn.${s}_id_seq"))" >/dev/null
@@ -139,6 +141,12 @@ upgrade_from() { # VERSION
     check "every outcome ends the same" "$(q "$ref" "$RESULT_SQL")" "$(q "$old" "$RESULT_SQL")"
     LINES_SQL="SELECT count(*) || ' ' || sum(amount) FROM witn.invoice_lines"
     check "the same invoice lines" "$(q "$ref" "$LINES_SQL")" "$(q "$old" "$LINES_SQL")"
+
+    # Credits (0.6.0) work on outcomes confirmed before the upgrade, and the invoice nets them.
+    REVERSE_SQL="SELECT count(*) FROM witn.reverse_outcome((SELECT min(outcome_id) FROM witn.invoice_lines), 'upgrade check')"
+    check "an outcome confirmed before the upgrade can be reversed" "1" "$(q "$old" "$REVERSE_SQL")"
+    NET_SQL="SELECT sum(charges) - sum(credits) = sum(amount_exact) AND sum(credits) = (SELECT sum(amount) FROM witn.credit_lines) FROM witn.invoices"
+    check "and the invoices net its credit" "t" "$(q "$old" "$NET_SQL")"
 
     q "$old" "INSERT INTO witn.events (customer_key, key, action, agent_key) VALUES ('globex', 'after-upgrade', 'replied', 'support'),
                                                                                  ('globex', 'after-upgrade-2', 'replied', 'support')" >/dev/null
