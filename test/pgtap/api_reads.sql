@@ -60,7 +60,8 @@ SELECT is(pg_temp.get((SELECT token FROM acme), 'invoice_lines') -> 'body',
           'customer acme: GET /invoice_lines, the one line of its confirmed outcome');
 SELECT is(pg_temp.get((SELECT token FROM acme), 'invoices') #>> '{body,0}',
           jsonb_build_object('customer_key', 'acme', 'currency', 'USD', 'month', to_char(now() + interval '4 days', 'YYYY-MM-01'),
-                             'lines', 1, 'amount_exact', 10.000, 'amount', 10.00, 'closed_at', NULL)::text,
+                             'lines', 1, 'credit_count', 0, 'charges', 10.000, 'credits', 0,
+                             'amount_exact', 10.000, 'amount', 10.00, 'closed_at', NULL)::text,
           'customer acme: GET /invoices, its monthly total');
 SELECT is(pg_temp.keys(pg_temp.get((SELECT token FROM acme), 'notifications'), 'kind'),
           'acme/outcome_failed acme/outcome_succeed', 'customer acme: GET /notifications, its two');
@@ -74,13 +75,13 @@ SELECT is(pg_temp.explain_outcome((SELECT token FROM acme), json_build_object('o
                   'settles_at', (SELECT settles_at FROM witn.outcomes WHERE id = (SELECT acme_1 FROM ids)),
                   'condition_holds', true, 'leaf', 0, 'fact', 'inspection', 'operator', 'match',
                   'description', 'inspection is equal to "pass"', 'event_count', 1, 'latest_value', 'pass',
-                  'latest_at', now(), 'passes', true),
+                  'latest_at', now(), 'passes', true, 'condition_name', 'condition', 'reversed_at', NULL),
               jsonb_build_object('outcome_id', (SELECT acme_1 FROM ids), 'customer_key', 'acme', 'outcome_key', 'ticket-1',
                   'status', 'CONFIRMED', 'scheduled_resolution', 'CONFIRMED',
                   'settles_at', (SELECT settles_at FROM witn.outcomes WHERE id = (SELECT acme_1 FROM ids)),
                   'condition_holds', true, 'leaf', 1, 'fact', 'csat', 'operator', 'not lte',
                   'description', 'csat is missing or has value above 3', 'event_count', 1, 'latest_value', 4.8,
-                  'latest_at', now(), 'passes', true)),
+                  'latest_at', now(), 'passes', true, 'condition_name', 'condition', 'reversed_at', NULL)),
           'customer acme: POST /rpc/explain_outcome for its outcome, one row per leaf');
 SELECT is(pg_temp.explain_outcome((SELECT token FROM acme), json_build_object('outcome_id', (SELECT globex_9 FROM ids))),
           '{"status": 200, "body": []}', 'customer acme: explaining globex''s outcome gives nothing');

@@ -88,25 +88,26 @@ SELECT results_eq($$ SELECT * FROM pg_temp.privileges('witn_ingest') $$, $$ VALU
     ('witn_api.events', 'INSERT(action, agent_key, customer_key, idempotency_key, key, occurred_at, properties)') $$,
     'witn_ingest: inserts the sender''s columns of events, reads nothing');
 SELECT results_eq($$ SELECT * FROM pg_temp.privileges('witn_customer') $$, $$ VALUES
-    ('witn.closed_periods', 'SELECT'), ('witn.currencies', 'SELECT'), ('witn.events', 'SELECT'),
+    ('witn.closed_periods', 'SELECT'), ('witn.credit_lines', 'SELECT'), ('witn.currencies', 'SELECT'), ('witn.events', 'SELECT'),
     ('witn.invoice_line_details', 'SELECT'), ('witn.invoice_lines', 'SELECT'), ('witn.invoices', 'SELECT'),
-    ('witn.notifications', 'SELECT'), ('witn.outcomes', 'SELECT'), ('witn_api.events', 'SELECT'), ('witn_api.invoice_lines', 'SELECT'),
+    ('witn.notifications', 'SELECT'), ('witn.outcomes', 'SELECT'), ('witn_api.credit_lines', 'SELECT'),
+    ('witn_api.events', 'SELECT'), ('witn_api.invoice_lines', 'SELECT'),
     ('witn_api.invoices', 'SELECT'), ('witn_api.notifications', 'SELECT'), ('witn_api.outcomes', 'SELECT') $$,
-    'witn_customer: reads its outcomes, events, invoice lines, notifications and closed months (rows by policy)');
+    'witn_customer: reads its outcomes, events, invoice lines, credits, notifications and closed months (rows by policy)');
 SELECT results_eq($$ SELECT * FROM pg_temp.privileges('witn_reader') $$, $$ VALUES
-    ('witn.agents', 'SELECT'), ('witn.closed_periods', 'SELECT'), ('witn.currencies', 'SELECT'),
+    ('witn.agents', 'SELECT'), ('witn.closed_periods', 'SELECT'), ('witn.credit_lines', 'SELECT'), ('witn.currencies', 'SELECT'),
     ('witn.customers', 'SELECT'), ('witn.events', 'SELECT'),
     ('witn.invoice_line_details', 'SELECT'), ('witn.invoice_lines', 'SELECT'), ('witn.invoices', 'SELECT'),
     ('witn.notifications', 'SELECT'), ('witn.outcomes', 'SELECT'), ('witn.rate_card_prices', 'SELECT'),
     ('witn.rate_cards', 'SELECT'), ('witn.settlement_errors', 'SELECT'),
-    ('witn_api.agents', 'SELECT'), ('witn_api.currencies', 'SELECT'), ('witn_api.customers', 'SELECT'),
+    ('witn_api.agents', 'SELECT'), ('witn_api.credit_lines', 'SELECT'), ('witn_api.currencies', 'SELECT'), ('witn_api.customers', 'SELECT'),
     ('witn_api.events', 'SELECT'), ('witn_api.invoice_lines', 'SELECT'), ('witn_api.invoices', 'SELECT'),
     ('witn_api.notifications', 'SELECT'), ('witn_api.outcomes', 'SELECT'), ('witn_api.rate_card_prices', 'SELECT'),
     ('witn_api.rate_cards', 'SELECT') $$,
     'witn_reader: reads everything, writes nothing');
 SELECT results_eq($$ SELECT * FROM pg_temp.privileges('witn_admin') $$, $$ VALUES
-    ('witn.agents', 'SELECT INSERT(attribution_method, condition, key, name, settlement_period) UPDATE(attribution_method, condition, name, settlement_period) DELETE'),
-    ('witn.closed_periods', 'SELECT'),
+    ('witn.agents', 'SELECT INSERT(attribution_method, condition, key, name, reversal_condition, reversal_period, settlement_period) UPDATE(attribution_method, condition, name, reversal_condition, reversal_period, settlement_period) DELETE'),
+    ('witn.closed_periods', 'SELECT'), ('witn.credit_lines', 'SELECT'),
     ('witn.currencies', 'SELECT INSERT(code, minor_units)'),
     ('witn.customers', 'SELECT INSERT(key, name, rate_card_key, timezone) UPDATE(name, rate_card_key, timezone) DELETE'),
     ('witn.events', 'SELECT'), ('witn.invoice_line_details', 'SELECT'), ('witn.invoice_lines', 'SELECT'),
@@ -114,8 +115,8 @@ SELECT results_eq($$ SELECT * FROM pg_temp.privileges('witn_admin') $$, $$ VALUE
     ('witn.rate_card_prices', 'SELECT INSERT(agent_key, price_per_unit, rate_card_key) UPDATE(price_per_unit) DELETE'),
     ('witn.rate_cards', 'SELECT INSERT(currency, key, name) UPDATE(currency, name) DELETE'),
     ('witn.settlement_errors', 'SELECT'),
-    ('witn_api.agents', 'SELECT INSERT(attribution_method, condition, key, name, settlement_period) UPDATE(attribution_method, condition, name, settlement_period) DELETE'),
-    ('witn_api.currencies', 'SELECT INSERT(code, minor_units)'),
+    ('witn_api.agents', 'SELECT INSERT(attribution_method, condition, key, name, reversal_condition, reversal_period, settlement_period) UPDATE(attribution_method, condition, name, reversal_condition, reversal_period, settlement_period) DELETE'),
+    ('witn_api.credit_lines', 'SELECT'), ('witn_api.currencies', 'SELECT INSERT(code, minor_units)'),
     ('witn_api.customers', 'SELECT INSERT(key, name, rate_card_key, timezone) UPDATE(name, rate_card_key, timezone) DELETE'),
     ('witn_api.events', 'SELECT'), ('witn_api.invoice_lines', 'SELECT'), ('witn_api.invoices', 'SELECT'),
     ('witn_api.notifications', 'SELECT'), ('witn_api.outcomes', 'SELECT'),
@@ -137,8 +138,10 @@ SELECT set_eq($$ SELECT pg_temp.executable('witn_admin') $$,
               ARRAY['witn.current_customer_key()', 'witn.pre_request()', 'witn.explain(bigint)',
                     'witn.explain_outcome(bigint)', 'witn.replay(bigint)', 'witn.verify()',
                     'witn.close_period(date,text)', 'witn_api.close_period(date,text)',
+                    'witn.reverse_outcome(bigint,text)', 'witn_api.reverse_outcome(bigint,text)',
+                    'witn.credit_outcome(bigint,numeric,text)', 'witn_api.credit_outcome(bigint,numeric,text)',
                     'witn_api.explain_outcome(bigint)'],
-              'witn_admin executes the audit functions and closes months, not settle or the scheduling functions');
+              'witn_admin executes the audit functions, closes months and corrects invoices, not settle or the scheduling functions');
 
 -- ---------------------------------------------------------------------------------------------
 -- Definer rights, views and row level security.
@@ -147,8 +150,10 @@ SELECT set_eq(
     $$ SELECT p.oid::regprocedure::text FROM pg_proc p
         WHERE p.pronamespace IN ('witn'::regnamespace, 'witn_api'::regnamespace) AND p.prosecdef $$,
     ARRAY['witn.events_apply()', 'witn.settle(timestamp with time zone,integer)',
-          'witn.replay(bigint)', 'witn.verify()', 'witn.protect_referenced_keys()', 'witn.close_period(date,text)'],
-    'six SECURITY DEFINER functions: the events trigger, settle, replay and verify (on Citus they run on every shard''s node as the owner), the referenced-key guard and close_period (nobody writes witn.closed_periods directly)');
+          'witn.replay(bigint)', 'witn.verify()', 'witn.protect_referenced_keys()', 'witn.close_period(date,text)',
+          'witn.issue_credit(bigint,text,numeric,text)', 'witn.reverse_outcome(bigint,text)',
+          'witn.credit_outcome(bigint,numeric,text)'],
+    'nine SECURITY DEFINER functions: the events trigger, settle, replay and verify (on Citus they run on every shard''s node as the owner), the referenced-key guard, close_period and the corrections (nobody writes witn.closed_periods or witn.credit_lines directly)');
 SELECT is_empty(
     $$ SELECT p.oid::regprocedure FROM pg_proc p
         WHERE p.pronamespace IN ('witn'::regnamespace, 'witn_api'::regnamespace) AND p.prosecdef
@@ -178,7 +183,7 @@ SELECT is_empty(
 SELECT results_eq(
     $$ SELECT c.relname::text COLLATE "default", c.relrowsecurity, c.relforcerowsecurity FROM pg_class c
         WHERE c.relnamespace = 'witn'::regnamespace AND c.relkind = 'r' AND c.relrowsecurity ORDER BY 1 $$,
-    $$ VALUES ('closed_periods', true, false), ('events', true, false), ('invoice_lines', true, false),
+    $$ VALUES ('closed_periods', true, false), ('credit_lines', true, false), ('events', true, false), ('invoice_lines', true, false),
               ('notifications', true, false), ('outcomes', true, false) $$,
     'row level security on the tables that hold a customer''s data (not forced: the owner''s definer functions write them)');
 SELECT results_eq(
@@ -186,6 +191,8 @@ SELECT results_eq(
         WHERE schemaname = 'witn' ORDER BY 1, 2 $$,
     $$ VALUES ('closed_periods', 'customer_own', 'SELECT', '{witn_customer}'),
               ('closed_periods', 'staff_read', 'SELECT', '{witn_admin,witn_reader}'),
+              ('credit_lines', 'customer_own', 'SELECT', '{witn_customer}'),
+              ('credit_lines', 'staff_read', 'SELECT', '{witn_admin,witn_reader}'),
               ('events', 'customer_own', 'SELECT', '{witn_customer}'), ('events', 'ingest_add', 'INSERT', '{witn_ingest}'),
               ('events', 'staff_read', 'SELECT', '{witn_admin,witn_reader}'),
               ('invoice_lines', 'customer_own', 'SELECT', '{witn_customer}'),

@@ -219,6 +219,24 @@ TEST(CreditStatus, ValidationComesBeforeTheStatusCheck) {
     EXPECT_EQ(credit_error(target("10", "10"), adjustment("0")).code, Code::ValidationError);
 }
 
+TEST(CreditReason, TheReversalConditionsReasonIsReserved) {
+    const std::string reserved = std::string("VALIDATION_ERROR: reason ") + kReversalConditionReason +
+                                 " is reserved for reversals by the reversal condition";
+    for (const CreditRequest &r : {reversal(kReversalConditionReason), adjustment("1", kReversalConditionReason)}) {
+        Thrown t = credit_error(target("10"), r);
+        EXPECT_EQ(t.code, Code::ValidationError);
+        EXPECT_EQ(t.message, reserved);
+        EXPECT_EQ(t.detail, "outcome 42");
+    }
+    // A validation error like the others: before the status check.
+    EXPECT_EQ(credit_error(target("0", "0", Status::Failed), reversal(kReversalConditionReason)).message, reserved);
+    // Text that merely contains it is a reason given in words.
+    EXPECT_TRUE(decide_credit(target("10"), reversal("not the reversal_condition")).reverses);
+    CreditRequest automatic = reversal(kReversalConditionReason);
+    automatic.automatic = true;
+    EXPECT_TRUE(decide_credit(target("10"), automatic).reverses);
+}
+
 // ---- reversals -----------------------------------------------------------------------------
 
 TEST(CreditReversal, CreditsWhatIsLeft) {
@@ -233,7 +251,9 @@ TEST(CreditReversal, CreditsWhatIsLeft) {
 }
 
 TEST(CreditReversal, AFreshOutcomeIsCreditedInFull) {
-    CreditDecision d = decide_credit(target("19.99"), reversal(kReversalConditionReason));
+    CreditRequest automatic = reversal(kReversalConditionReason);
+    automatic.automatic = true; // the reversal condition's own reversal (CONTRACT §20)
+    CreditDecision d = decide_credit(target("19.99"), automatic);
     EXPECT_EQ(d.amount->to_string(), "19.99");
     EXPECT_EQ(d.credited_after.to_string(), "19.99");
     EXPECT_TRUE(d.remaining_after.is_zero());

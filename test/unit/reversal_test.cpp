@@ -39,6 +39,12 @@ Event rx(std::string action, std::int64_t at, std::int64_t seq, Scalar value = a
     return e;
 }
 
+// An event as the log stores one accepted in the reversal window (witn.events.after_resolution).
+Event in_window(Event e) {
+    e.after_resolution = true;
+    return e;
+}
+
 Event with_attribution(Event e, std::string_view q) {
     e.attribution = D(q);
     return e;
@@ -303,7 +309,7 @@ TEST(ReversalStatementFold, ATicketReopenedWithinSevenDaysIsReversed) {
     OutcomeState s = confirmed(c, {kTicketResolved}, kResolvedAt);
     const std::int64_t now = kResolvedAt + 6 * kDay;
     Fold f(stored_confirmed(c, s, 1), now);
-    EXPECT_EQ(f.fold.add(se(with_attribution(rx("reopened", now, 2), "1"), A)), Disposition::Accepted);
+    EXPECT_EQ(f.fold.add(se(with_attribution(rx("reopened", now, 2), "1"), A)), Disposition::InReversalWindow);
     f.fold.finish();
     EXPECT_TRUE(f.fold.reverses());
     EXPECT_FALSE(f.fold.replayed());
@@ -339,7 +345,7 @@ TEST(ReversalStatementFold, AnAlreadyReversedOutcomeIsNotReversedAgain) {
     Contract c = ticket();
     OutcomeState s = confirmed(c, {kTicketResolved}, kResolvedAt);
     Fold f(stored_confirmed(c, s, 1, /*reversed=*/true), kResolvedAt + kDay);
-    EXPECT_EQ(f.fold.add(se(rx("reopened", kResolvedAt + kDay, 2))), Disposition::Accepted);
+    EXPECT_EQ(f.fold.add(se(rx("reopened", kResolvedAt + kDay, 2))), Disposition::InReversalWindow);
     f.fold.finish();
     EXPECT_FALSE(f.fold.reverses());
     EXPECT_TRUE(f.fold.state().reversed);
@@ -351,7 +357,7 @@ TEST(ReversalStatementFold, AnEventNotMeetingTheConditionDoesNotReverse) {
     Contract c = ticket();
     OutcomeState s = confirmed(c, {kTicketResolved}, kResolvedAt);
     Fold f(stored_confirmed(c, s, 1), kResolvedAt + kDay);
-    EXPECT_EQ(f.fold.add(se(rx("resolved", kResolvedAt + kDay, 2))), Disposition::Accepted);
+    EXPECT_EQ(f.fold.add(se(rx("resolved", kResolvedAt + kDay, 2))), Disposition::InReversalWindow);
     f.fold.finish();
     EXPECT_FALSE(f.fold.reverses());
     EXPECT_FALSE(f.fold.state().reversed);
@@ -364,11 +370,11 @@ TEST(ReversalStatementFold, TheReversalIsALatch) {
     OutcomeState s = confirmed(c, {kTicketResolved}, kResolvedAt);
     const std::int64_t now = kResolvedAt + kDay;
     Fold f(stored_confirmed(c, s, 1), now);
-    EXPECT_EQ(f.fold.add(se(ev("csat", num("5"), now, 2))), Disposition::Accepted);
+    EXPECT_EQ(f.fold.add(se(ev("csat", num("5"), now, 2))), Disposition::InReversalWindow);
     EXPECT_FALSE(f.fold.reverses());
-    EXPECT_EQ(f.fold.add(se(ev("csat", num("1"), now + 1, 3))), Disposition::Accepted);
+    EXPECT_EQ(f.fold.add(se(ev("csat", num("1"), now + 1, 3))), Disposition::InReversalWindow);
     EXPECT_TRUE(f.fold.reverses());
-    EXPECT_EQ(f.fold.add(se(ev("csat", num("4"), now + 2, 4))), Disposition::Accepted);
+    EXPECT_EQ(f.fold.add(se(ev("csat", num("4"), now + 2, 4))), Disposition::InReversalWindow);
     f.fold.finish();
     EXPECT_TRUE(f.fold.reverses()); // taken once, not undone
     EXPECT_FALSE(f.fold.state().reversal_holds);
@@ -385,7 +391,7 @@ TEST(ReversalStatementFold, LowerIdsDoNotReplayAConfirmedOutcome) {
     Event later = rx("resolved", now, 10);
     ASSERT_EQ(apply_event(s, c, later, now), Applied::Accepted);
     Fold f(stored_confirmed(c, s, 10), now, {kTicketResolved, later});
-    EXPECT_EQ(f.fold.add(se(rx("reopened", now - 5, 5))), Disposition::Accepted);
+    EXPECT_EQ(f.fold.add(se(rx("reopened", now - 5, 5))), Disposition::InReversalWindow);
     f.fold.finish();
     EXPECT_FALSE(f.fold.replayed());
     EXPECT_EQ(f.history.reads, 0); // the stored history was never read
@@ -423,12 +429,12 @@ TEST(ReversalReplay, ReproducesTheIncrementalFold) {
     bool reversed = false;
     for (const Event &e : window) {
         Fold f(row, e.received_at);
-        ASSERT_EQ(f.fold.add(se(e)), Disposition::Accepted);
+        ASSERT_EQ(f.fold.add(se(e)), Disposition::InReversalWindow);
         f.fold.finish();
         reversed = reversed || f.fold.reverses();
         row.state = f.fold.state();
         row.last_event_id = f.fold.last_event_id();
-        log.push_back(e);
+        log.push_back(in_window(e)); // as the trigger logs an event the window took
     }
     ASSERT_TRUE(reversed);
 
@@ -449,14 +455,14 @@ TEST(ReversalReplay, ReproducesTheIncrementalFold) {
 
 TEST(ReversalReplay, AnEventTheWindowDoesNotTakeIsLeftOut) {
     Contract c = ticket();
-    Event reopened_late = rx("reopened", kResolvedAt + kWindow, 2);
+    Event reopened_late = in_window(rx("reopened", kResolvedAt + kWindow, 2)); // the log disagrees with the contract
     Replay r = replay_log(c, {kTicketResolved, reopened_late}, kResolvedAt);
     EXPECT_EQ(r.resolution, Status::Confirmed);
     EXPECT_FALSE(r.reversal_held);
     EXPECT_EQ(r.state.accepted_events, 1);
     EXPECT_EQ(r.state.facts.find("reopened"), nullptr);
     // One microsecond earlier it is taken.
-    Event reopened = rx("reopened", kResolvedAt + kWindow - 1, 2);
+    Event reopened = in_window(rx("reopened", kResolvedAt + kWindow - 1, 2));
     Replay in = replay_log(c, {kTicketResolved, reopened}, kResolvedAt);
     EXPECT_TRUE(in.reversal_held);
     EXPECT_EQ(in.state.accepted_events, 2);
@@ -464,7 +470,7 @@ TEST(ReversalReplay, AnEventTheWindowDoesNotTakeIsLeftOut) {
 
 TEST(ReversalReplay, AnEventReceivedAtResolvedAtIsInTheWindow) {
     Contract c = ticket();
-    Replay r = replay_log(c, {kTicketResolved, rx("reopened", kResolvedAt, 2)}, kResolvedAt);
+    Replay r = replay_log(c, {kTicketResolved, in_window(rx("reopened", kResolvedAt, 2))}, kResolvedAt);
     EXPECT_EQ(r.resolution, Status::Confirmed);
     EXPECT_TRUE(r.reversal_held);
     EXPECT_EQ(r.state.accepted_events, 2);
@@ -479,7 +485,7 @@ TEST(ReversalReplay, EventsBeforeTheResolutionDecideIt) {
     EXPECT_EQ(before.state.status, Status::Failed);
     EXPECT_FALSE(before.reversal_held);
 
-    Replay after = replay_log(c, {rx("resolved", kT0, 1), rx("escalated", kResolvedAt + 1, 2)}, kResolvedAt);
+    Replay after = replay_log(c, {rx("resolved", kT0, 1), in_window(rx("escalated", kResolvedAt + 1, 2))}, kResolvedAt);
     EXPECT_EQ(after.resolution, Status::Confirmed);
     EXPECT_EQ(after.state.status, Status::Confirmed);
     EXPECT_TRUE(after.reversal_held);
@@ -490,7 +496,7 @@ TEST(ReversalReplay, EventsBeforeTheResolutionDecideIt) {
 TEST(ReversalReplay, AFailedOutcomeFoldsNoWindowEvents) {
     Contract c = ticket(kResolvedNotEscalated);
     const std::int64_t resolved_at = kT0 + 1 + kSettle;
-    Replay r = replay_log(c, {rx("resolved", kT0, 1), rx("escalated", kT0 + 1, 2), rx("reopened", resolved_at + kDay, 3)},
+    Replay r = replay_log(c, {rx("resolved", kT0, 1), rx("escalated", kT0 + 1, 2), in_window(rx("reopened", resolved_at + kDay, 3))},
                           resolved_at);
     EXPECT_EQ(r.resolution, Status::Failed);
     EXPECT_FALSE(r.reversal_held);
@@ -500,7 +506,8 @@ TEST(ReversalReplay, AFailedOutcomeFoldsNoWindowEvents) {
 
 TEST(ReversalReplay, ReversalHeldIsTrueIfItHeldAfterAnyWindowEvent) {
     Contract c = ticket(kResolved, kCsatAtMost2);
-    Replay r = replay_log(c, {kTicketResolved, rx("csat", kResolvedAt + 1, 2, num("1")), rx("csat", kResolvedAt + 2, 3, num("5"))},
+    Replay r = replay_log(c, {kTicketResolved, in_window(rx("csat", kResolvedAt + 1, 2, num("1"))),
+                                 in_window(rx("csat", kResolvedAt + 2, 3, num("5")))},
                           kResolvedAt);
     EXPECT_TRUE(r.reversal_held);
     EXPECT_FALSE(r.state.reversal_holds);
@@ -523,4 +530,23 @@ TEST(ReversalReplay, WithoutAResolutionEveryEventIsFolded) {
     EXPECT_EQ(r.state.settles_at, kT0 + kHour + kSettle);
     EXPECT_EQ(r.state.facts.find("reopened")->count, 1);
     EXPECT_FALSE(r.state.reversal_holds);
+}
+
+TEST(ReversalReplay, TheWindowEventsAreTheMarkedOnes) {
+    // witn.events.after_resolution, not received_at, says which events the window took: an
+    // unmarked event received after resolved_at is folded with those that decide the resolution,
+    // where it moves the timer past resolved_at, so no resolution is reproduced (replay reports
+    // the difference).
+    Contract c = ticket();
+    Replay r = replay_log(c, {kTicketResolved, rx("reopened", kResolvedAt + 1, 2)}, kResolvedAt);
+    EXPECT_FALSE(r.resolution.has_value());
+    EXPECT_EQ(r.state.status, Status::Pending);
+    EXPECT_EQ(r.state.settles_at, kResolvedAt + 1 + kSettle);
+    EXPECT_FALSE(r.reversal_held);
+    EXPECT_EQ(r.state.accepted_events, 2);
+    // Without a resolution a marked event is folded like any other.
+    Replay open = replay_log(c, {kTicketResolved, in_window(rx("reopened", kT0 + 1, 2))}, std::nullopt);
+    EXPECT_EQ(open.state.accepted_events, 2);
+    EXPECT_EQ(open.state.status, Status::Pending);
+    EXPECT_FALSE(open.reversal_held);
 }
