@@ -113,3 +113,59 @@ SELECT e.key, e.action, e.late, o.status, o.late_events
 \echo '== 7. Settling again is safe: nothing more is due, nothing is billed twice'
 SELECT * FROM witn.settle(as_of => now() + interval '71 hours');
 SELECT count(*) AS invoice_lines FROM witn.invoice_lines;
+
+\echo
+\echo '== 8. Last month''s invoice, closed; then corrections. A third customer bills in Tokyo time.'
+\echo '   onboarding: billable once onboarding is completed, and reversed (credited in full) if the'
+\echo '   customer churns within 45 days of the confirmation.'
+INSERT INTO witn.customers (key, name, rate_card_key, timezone) VALUES ('initech', 'Initech KK', 'standard', 'Asia/Tokyo');
+INSERT INTO witn.agents (key, name, condition, settlement_period, reversal_condition, reversal_period) VALUES
+    ('onboarding', 'Onboarding agent', '[{"fact": "onboarding_completed", "operator": "seen"}]', '24 hours',
+     '[{"fact": "churned", "operator": "seen"}]', '45 days');
+INSERT INTO witn.rate_card_prices (rate_card_key, agent_key, price_per_unit) VALUES ('standard', 'onboarding', 100);
+-- Three onboardings completed two days before this month began (events may arrive back-dated):
+-- they settled, and were billed, last month.
+INSERT INTO witn.events (key, action, agent_key, customer_key, occurred_at)
+SELECT 'onboarding-' || n, 'onboarding_completed', 'onboarding', c, date_trunc('month', now()) - interval '2 days'
+  FROM (VALUES (1, 'initech'), (2, 'initech'), (3, 'globex')) AS o (n, c);
+SELECT * FROM witn.settle();
+\echo '   Last month is over in every customer''s timezone: close it. Its invoice never changes again.'
+SELECT customer_key, period, closed_at::timestamp(0) AS closed_at
+  FROM witn.close_period((date_trunc('month', now()) - interval '1 month')::date)
+ ORDER BY customer_key;
+CREATE TEMP TABLE last_month AS
+    SELECT customer_key, month, lines, charges, credits, amount FROM witn.invoices
+     WHERE month = (date_trunc('month', now()) - interval '1 month')::date;
+
+\echo
+\echo '   A goodwill credit of 25 USD on onboarding-1, a dispute that reverses onboarding-2, and'
+\echo '   globex churning (its reversal condition reverses onboarding-3 in the INSERT itself):'
+SELECT id, outcome_key, amount, kind, reason, billing_period
+  FROM witn.credit_outcome((SELECT id FROM witn.outcomes WHERE key = 'onboarding-1'), 25, 'onboarding call started late');
+SELECT id, outcome_key, amount, kind, reason, billing_period
+  FROM witn.reverse_outcome((SELECT id FROM witn.outcomes WHERE key = 'onboarding-2'), 'customer disputed the onboarding');
+INSERT INTO witn.events (key, action, customer_key) VALUES ('onboarding-3', 'churned', 'globex');
+SELECT key, status, resolved_at::date AS resolved_on, reversed_at IS NOT NULL AS reversed, reversal_reason
+  FROM witn.outcomes WHERE agent_key = 'onboarding' ORDER BY key;
+\echo '   Each credit is billed in the month it is issued: last month is closed, so this month.'
+SELECT customer_key, outcome_key, amount, kind, reason, billing_period FROM witn.credit_lines ORDER BY id;
+SELECT customer_key, month, lines, credit_count, charges, credits, amount, closed_at IS NOT NULL AS closed
+  FROM witn.invoices ORDER BY customer_key, month;
+SELECT count(*) = 0 AS "last month's invoices did not change"
+  FROM (SELECT customer_key, month, lines, charges, credits, amount FROM witn.invoices
+         WHERE month = (date_trunc('month', now()) - interval '1 month')::date
+        EXCEPT SELECT * FROM last_month) changed;
+\echo '   Every credit wrote a notification in its transaction (the outbox, also sent by pg_notify):'
+SELECT n.kind, n.payload ->> 'id' AS payload_id, n.payload #>> '{data,credited}' AS credited,
+       n.payload #>> '{data,remaining}' AS remaining
+  FROM witn.notifications n WHERE n.kind IN ('outcome_credited', 'outcome_reversed') ORDER BY n.id;
+\echo '   Crediting more than is left is refused, and writes nothing:'
+\set ON_ERROR_STOP off
+\set SHOW_CONTEXT never
+SELECT * FROM witn.credit_outcome((SELECT id FROM witn.outcomes WHERE key = 'onboarding-1'), 80, 'too much');
+\set SHOW_CONTEXT errwarn
+\set ON_ERROR_STOP on
+\echo '   Why onboarding-3 was reversed:'
+SELECT condition_name, description, event_count, passes
+  FROM witn.explain((SELECT id FROM witn.outcomes WHERE key = 'onboarding-3')) ORDER BY condition_name, leaf;
+SELECT count(*) AS "witn.verify() differences" FROM witn.verify();
