@@ -163,7 +163,7 @@ SELECT n.kind, n.payload ->> 'id' AS payload_id, n.payload #>> '{data,credited}'
 \set ON_ERROR_STOP off
 \set SHOW_CONTEXT never
 SELECT * FROM witn.credit_outcome((SELECT id FROM witn.outcomes WHERE key = 'onboarding-1'), 80, 'too much');
-\set SHOW_CONTEXT errwarn
+\set SHOW_CONTEXT errors
 \set ON_ERROR_STOP on
 \echo '   Why onboarding-3 was reversed:'
 SELECT condition_name, description, event_count, passes
