@@ -140,6 +140,15 @@ WITN_FUNCTION(witn_credit_lines_issue) {
               a_currency = attr("currency"), a_kind = attr("kind"), a_reason = attr("reason"),
               a_period = attr("billing_period");
     auto get = [&](int attnum, bool *isnull) { return pg([&] { return heap_getattr(tuple, attnum, desc, isnull); }); };
+    // witn.reverse_outcome, witn.credit_outcome and the events trigger leave the currency (and
+    // the keys and the month) to this trigger; a row that brings its own is a restore.
+    bool null_currency;
+    const Datum given_currency = get(a_currency, &null_currency);
+    if (!null_currency && !text_value(given_currency).empty())
+        throw witn::Error(witn::Code::ValidationError, "VALIDATION_ERROR: credit lines are issued by witn",
+                          "an inserted credit line carries its own currency",
+                          "Use witn.reverse_outcome or witn.credit_outcome. To restore a dump, load it as a superuser "
+                          "with session_replication_role = replica.");
     bool null_id, null_customer, null_outcome, null_amount, null_kind, null_reason;
     const Datum id = get(a_id, &null_id), customer = get(a_customer, &null_customer),
                 outcome = get(a_outcome, &null_outcome), amount = get(a_amount, &null_amount),
