@@ -14,12 +14,13 @@
 #   pgtap        pg_prove on each test/pgtap/*.sql in its own database, counted per assertion
 #   concurrency  each test/concurrency/*.sh in its own database, counted per script
 #   cron         each test/cron/*.sh in its own database, counted per script
-#   ops          each test/ops/*.sh (backup and restore, upgrade from 0.1.0 to 0.4.0) in its own database, counted per script
+#   ops          each test/ops/*.sh (backup and restore, upgrade from every release since 0.1.0) in its own database, counted per script
 #   citus        each test/citus/*.sh on a Citus cluster of its own (1 coordinator + 2 workers,
 #                test/citus/cluster.sh), counted per check; skipped (and said so) without Citus
 #   fuzz         make fuzz (libFuzzer with ASan/UBSan), counted as one test
 #   bench        test/bench/run.sh --smoke: every benchmark scenario at 1/100 scale on its own
 #                cluster, with its correctness checks (as root only), counted as one test; and
+#                test/bench/corrections.sh --smoke (credits and reversals against plain SQL);
 #                test/bench/citus.sh --smoke (Citus against a single node) when Citus is there
 #
 # Environment:
@@ -332,7 +333,7 @@ if [ -d test/cron ]; then
     run_shell_suite cron test/cron
 fi
 if [ -d test/ops ]; then
-    section "operations (test/ops/*.sh: backup and restore, upgrade from 0.1.0 to 0.4.0, one fresh database each)"
+    section "operations (test/ops/*.sh: backup and restore, upgrade from every release since 0.1.0, one fresh database each)"
     run_shell_suite ops test/ops
 fi
 
@@ -452,6 +453,17 @@ else
         show_log "$LOGS/bench.log" 60
         record bench 0 1
         failed "bench: test/bench/run.sh --smoke failed"
+    fi
+    # Credits and reversals against a plain-SQL baseline (its own cluster).
+    if witn_run_bounded 300 "$LOGS/bench-corrections.log" bash test/bench/corrections.sh --smoke; then
+        echo "    corrections benchmark (test/bench/corrections.sh --smoke): checks passed; smoke figures:"
+        grep -E '^(credits|reversals):' "$LOGS/bench-corrections.log" | indent
+        record bench 1 0
+    else
+        echo "    the corrections benchmark smoke run FAILED:"
+        show_log "$LOGS/bench-corrections.log" 60
+        record bench 0 1
+        failed "bench: test/bench/corrections.sh --smoke failed"
     fi
     # The Citus benchmark (a cluster of its own against a single node), when Citus is there.
     if ! witn_citus_available; then
