@@ -72,9 +72,11 @@ Applied apply_event(OutcomeState &state, const Contract &contract, const Event &
                     std::int64_t now) {
     if (state.status == Status::Confirmed) {
         if (!in_reversal_window(state, contract, now)) return Applied::Late;
-        // The reversal window (CONTRACT §20): the invoice line is written and the status stays;
-        // the facts follow, and the reversal condition is checked over all accepted events.
-        fold_facts(state, contract, event);
+        // The reversal window (CONTRACT §20): the invoice line is written and the status stays,
+        // and so does the billed quantity (an attribution here is not folded); the facts follow,
+        // and the reversal condition is checked over all accepted events.
+        state.facts.fold(event.action, event.value, event.occurred_at, event.seq);
+        state.condition_holds = evaluate(contract.condition, state.facts);
         state.reversal_holds = evaluate(contract.reversal->condition, state.facts);
         ++state.accepted_events;
         return Applied::Accepted;

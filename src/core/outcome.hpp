@@ -72,8 +72,8 @@ bool in_reversal_window(const OutcomeState &state, const Contract &contract, std
 
 // Folds one event into the outcome at arrival time `now`. Late (the outcome is resolved, or
 // already due: settles_at <= now) leaves the state untouched; except that a confirmed outcome
-// accepts events in its reversal window: they update its facts, quantity and condition_holds
-// and set reversal_holds, never its status or timer.
+// accepts events in its reversal window: they update its facts and condition_holds and set
+// reversal_holds, never its status, timer or billed quantity (their attribution is ignored).
 Applied apply_event(OutcomeState &state, const Contract &contract, const Event &event,
                     std::int64_t now);
 

@@ -212,8 +212,9 @@ TEST(ReversalApply, AnEventInTheWindowFoldsButKeepsStatusAndTimer) {
     ASSERT_NE(s.facts.find("reopened"), nullptr);
     EXPECT_EQ(s.facts.find("reopened")->count, 1);
     EXPECT_EQ(s.facts.find("reopened")->latest_seq, 2);
-    EXPECT_EQ(s.attribution.count, 2);
-    EXPECT_EQ(s.attribution.quantity(AttributionMethod::Sum), D("7"));
+    // The billed quantity stays: an attribution in the window is not folded.
+    EXPECT_EQ(s.attribution.count, 1);
+    EXPECT_EQ(s.attribution.quantity(AttributionMethod::Sum), D("2"));
     EXPECT_TRUE(s.condition_holds);
     EXPECT_TRUE(s.reversal_holds);
     EXPECT_FALSE(s.reversed); // apply_event never marks it: the caller reverses
@@ -319,7 +320,7 @@ TEST(ReversalStatementFold, ATicketReopenedWithinSevenDaysIsReversed) {
     EXPECT_EQ(f.fold.state().resolved_at, kResolvedAt);
     EXPECT_EQ(f.fold.state().accepted_events, 2);
     EXPECT_EQ(f.fold.state().facts.find("reopened")->count, 1);
-    EXPECT_EQ(f.fold.quantity(), D("3"));
+    EXPECT_EQ(f.fold.quantity(), D("2")); // billed at confirmation: the window event's attribution is not folded
     EXPECT_EQ(f.fold.late_events(), 0);
     EXPECT_EQ(f.fold.last_event_id(), 2);
 }
@@ -450,7 +451,8 @@ TEST(ReversalReplay, ReproducesTheIncrementalFold) {
     EXPECT_EQ(r.state.condition_holds, row.state.condition_holds);
     EXPECT_EQ(r.state.settles_at, row.state.settles_at);
     EXPECT_EQ(r.state.scheduled_resolution, row.state.scheduled_resolution);
-    EXPECT_EQ(r.state.attribution.quantity(AttributionMethod::Sum), D("3.5"));
+    // The window event's attribution (1) is not billed.
+    EXPECT_EQ(r.state.attribution.quantity(AttributionMethod::Sum), D("2.5"));
 }
 
 TEST(ReversalReplay, AnEventTheWindowDoesNotTakeIsLeftOut) {
