@@ -253,6 +253,7 @@ CREATE FUNCTION @extschema@.issue_credit(outcome_id bigint, kind text, amount nu
 DECLARE
     customer text;
     issued @extschema@.credit_lines;
+    note jsonb;
 BEGIN
     IF $1 IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'WT001', MESSAGE = 'VALIDATION_ERROR: outcome_id must not be null';
@@ -267,6 +268,17 @@ BEGIN
                                           reason, billing_period, created_by)
     VALUES (customer, $1, '', '', $3, '', $2, $4, DATE '1970-01-01', session_user)
     RETURNING * INTO issued;
+    IF @extschema@.distributed() THEN
+        -- On Citus the trigger ran on the outcome's node inside this distributed transaction,
+        -- which that node commits with PREPARE TRANSACTION, and PostgreSQL refuses to prepare a
+        -- transaction that notified: the coordinator sends the notification, in this transaction.
+        SELECT n.payload INTO note FROM @extschema@.notifications n
+         WHERE n.customer_key = customer AND n.outcome_id = $1
+           AND (n.credit_id = issued.id OR (issued.id IS NULL AND n.kind = 'outcome_reversed'))
+         ORDER BY n.id DESC LIMIT 1;
+        PERFORM pg_notify('witn_outcomes', CASE WHEN current_setting('witn.pg_notify', true) = 'wake'
+                                                THEN '{"type": "notifications", "count": 1}' ELSE note::text END);
+    END IF;
     IF issued.id IS NOT NULL THEN
         RETURN NEXT issued;
     END IF;

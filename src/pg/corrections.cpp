@@ -235,10 +235,15 @@ WITN_FUNCTION(witn_credit_lines_issue) {
     notes.insert(note);
     notes.finish();
     outcomes.finish();
-    const std::string message = pg_notify_mode == static_cast<int>(PgNotify::Each)
-                                    ? payload
-                                    : std::string("{\"type\": \"notifications\", \"count\": 1}");
-    pg([&] { Async_Notify("witn_outcomes", message.c_str()); });
+    // On a Citus shard this runs inside the coordinator's distributed transaction, which the node
+    // commits with PREPARE TRANSACTION, and PostgreSQL refuses to prepare one that notified:
+    // there the row is the notification (witn.issue_credit sends it from the coordinator).
+    if (!placement.on_shard()) {
+        const std::string message = pg_notify_mode == static_cast<int>(PgNotify::Each)
+                                        ? output_text(payload_datum, jsonb_out)
+                                        : std::string("{\"type\": \"notifications\", \"count\": 1}");
+        pg([&] { Async_Notify("witn_outcomes", message.c_str()); });
+    }
 
     if (!d.amount) return PointerGetDatum(nullptr); // nothing was left: no credit line
     const Datum amount_value = numeric_datum(*d.amount);
