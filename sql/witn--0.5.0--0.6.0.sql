@@ -1,9 +1,27 @@
 -- witn 0.5.0 -> 0.6.0: credits and reversals (CONTRACT §19, §20). witn.credit_lines holds credits on
 -- confirmed outcomes, written by witn.reverse_outcome, witn.credit_outcome and agents' reversal
 -- conditions; witn.invoices nets them. Notifications are keyed by their id (an outcome now has
--- one per resolution and one per credit). On Citus, run SELECT witn.distribute() once after the
--- update: it distributes witn.credit_lines beside the other per-customer tables.
+-- one per resolution and one per credit). A distributed (Citus) database is refused, unchanged.
 \echo Use "ALTER EXTENSION witn UPDATE TO '0.6.0'" to load this file. \quit
+
+-- Not on a distributed database: Citus does not carry what an extension script does to
+-- distributed tables over to their shards (citusdata/citus#6662), so the update refuses before
+-- it changes anything.
+DO $guard$
+DECLARE
+    distributed boolean := false;
+BEGIN
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)'
+           INTO distributed USING '@extschema@.outcomes'::regclass;
+    END IF;
+    IF distributed THEN
+        RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
+            MESSAGE = 'witn: ALTER EXTENSION witn UPDATE is not supported on a distributed database',
+            DETAIL = 'witn''s tables here are distributed with Citus, which does not apply an extension script''s changes to their shards.',
+            HINT = 'Keep this cluster on the witn 0.5.0 build for now; docs/scale-out.md (Limits) says how to move to 0.6.0.';
+    END IF;
+END $guard$;
 
 -- Events a confirmed outcome accepted in its reversal window are marked (witn.replay folds them
 -- after the resolution).
@@ -15,9 +33,10 @@ CREATE OR REPLACE VIEW witn_api.events WITH (security_invoker = true) AS
       FROM @extschema@.events;
 
 -- Agents' reversal policies, snapshotted into outcomes.
-ALTER TABLE @extschema@.agents ADD COLUMN reversal_condition @extschema@.condition NULL,
-    ADD COLUMN reversal_period interval NULL,
-    ADD CONSTRAINT agents_reversal_policy CHECK ((reversal_condition IS NULL) = (reversal_period IS NULL)
+-- One subcommand per ALTER TABLE: Citus takes no other with ADD CONSTRAINT.
+ALTER TABLE @extschema@.agents ADD COLUMN reversal_condition @extschema@.condition NULL;
+ALTER TABLE @extschema@.agents ADD COLUMN reversal_period interval NULL;
+ALTER TABLE @extschema@.agents ADD CONSTRAINT agents_reversal_policy CHECK ((reversal_condition IS NULL) = (reversal_period IS NULL)
         AND (reversal_period IS NULL OR (reversal_period > interval '0' AND reversal_period <= interval '180 days')));
 COMMENT ON COLUMN @extschema@.agents.reversal_condition IS 'Optional reversal policy (with reversal_period): once it holds over a confirmed outcome''s accepted events, the outcome is reversed and credited in full.';
 COMMENT ON COLUMN @extschema@.agents.reversal_period IS 'How long after resolved_at a confirmed outcome still accepts events that can reverse it: more than 0, at most 180 days; NULL (with reversal_condition) for none.';
@@ -62,10 +81,10 @@ BEGIN
     RETURN NEW;
 END $$;
 
-ALTER TABLE @extschema@.outcomes ADD COLUMN reversal_condition @extschema@.condition NULL,
-    ADD COLUMN reversal_period interval NULL,
-    ADD COLUMN reversed_at timestamptz NULL,
-    ADD COLUMN reversal_reason text NULL;
+ALTER TABLE @extschema@.outcomes ADD COLUMN reversal_condition @extschema@.condition NULL;
+ALTER TABLE @extschema@.outcomes ADD COLUMN reversal_period interval NULL;
+ALTER TABLE @extschema@.outcomes ADD COLUMN reversed_at timestamptz NULL;
+ALTER TABLE @extschema@.outcomes ADD COLUMN reversal_reason text NULL;
 COMMENT ON COLUMN @extschema@.outcomes.reversal_condition IS 'The agent''s reversal condition when the outcome opened (contract snapshot); NULL for none.';
 COMMENT ON COLUMN @extschema@.outcomes.reversal_period IS 'How long after resolved_at the confirmed outcome accepts events that can reverse it (contract snapshot).';
 COMMENT ON COLUMN @extschema@.outcomes.reversed_at IS 'When the confirmed outcome was reversed (witn.reverse_outcome or its reversal condition); its status stays CONFIRMED.';
@@ -119,12 +138,12 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.credit_lines_id_seq', ''
 REVOKE ALL ON SEQUENCE @extschema@.credit_lines_id_seq FROM PUBLIC;
 
 -- Notifications: one per resolution (still unique per outcome) and one per credit.
-ALTER TABLE @extschema@.notifications DROP CONSTRAINT notifications_pkey,
-    ADD CONSTRAINT notifications_pkey PRIMARY KEY (customer_key, id),
-    DROP CONSTRAINT notifications_kind_check,
-    ADD CONSTRAINT notifications_kind_check
-        CHECK (kind IN ('outcome_succeed', 'outcome_failed', 'outcome_reversed', 'outcome_credited')),
-    ADD COLUMN credit_id bigint NULL;
+ALTER TABLE @extschema@.notifications DROP CONSTRAINT notifications_pkey;
+ALTER TABLE @extschema@.notifications ADD CONSTRAINT notifications_pkey PRIMARY KEY (customer_key, id);
+ALTER TABLE @extschema@.notifications DROP CONSTRAINT notifications_kind_check;
+ALTER TABLE @extschema@.notifications ADD CONSTRAINT notifications_kind_check
+    CHECK (kind IN ('outcome_succeed', 'outcome_failed', 'outcome_reversed', 'outcome_credited'));
+ALTER TABLE @extschema@.notifications ADD COLUMN credit_id bigint NULL;
 -- One notification per resolution, so one per outcome.
 CREATE UNIQUE INDEX notifications_resolution_key ON @extschema@.notifications (customer_key, outcome_id)
     WHERE kind IN ('outcome_succeed', 'outcome_failed');
