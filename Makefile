@@ -50,8 +50,20 @@ UNIT_CXX   ?= g++
 UNIT_FLAGS  = -std=c++20 -Wall -Wextra -Werror -O1 -g -Isrc -Itest -Itest/unit
 UNIT_SRCS   = $(sort $(wildcard test/unit/*.cpp))
 
-test/unit/witn_unit: $(CORE_SRCS) $(UNIT_SRCS) $(wildcard src/core/*.hpp) $(wildcard test/unit/*.hpp) test/reference_evaluator.hpp
-	$(UNIT_CXX) $(UNIT_FLAGS) -o $@ $(CORE_SRCS) $(UNIT_SRCS) -lgtest -lgtest_main -pthread
+# One object per source (in test/unit/obj, apart from the extension's own -fPIC objects), so
+# that make -j builds them in parallel.
+UNIT_OBJ_DIR = test/unit/obj
+UNIT_OBJS    = $(patsubst src/core/%.cpp,$(UNIT_OBJ_DIR)/core_%.o,$(CORE_SRCS)) \
+               $(patsubst test/unit/%.cpp,$(UNIT_OBJ_DIR)/test_%.o,$(UNIT_SRCS))
+UNIT_HEADERS = $(wildcard src/core/*.hpp) $(wildcard test/unit/*.hpp) test/reference_evaluator.hpp
+$(UNIT_OBJ_DIR)/core_%.o: src/core/%.cpp $(UNIT_HEADERS)
+	@mkdir -p $(UNIT_OBJ_DIR)
+	$(UNIT_CXX) $(UNIT_FLAGS) -c -o $@ $<
+$(UNIT_OBJ_DIR)/test_%.o: test/unit/%.cpp $(UNIT_HEADERS)
+	@mkdir -p $(UNIT_OBJ_DIR)
+	$(UNIT_CXX) $(UNIT_FLAGS) -c -o $@ $<
+test/unit/witn_unit: $(UNIT_OBJS)
+	$(UNIT_CXX) $(UNIT_FLAGS) -o $@ $(UNIT_OBJS) -lgtest -lgtest_main -pthread
 
 unit: test/unit/witn_unit
 	test/unit/witn_unit
@@ -75,6 +87,6 @@ fuzz: fuzz-build
 	  $$t -max_total_time=$$per -rss_limit_mb=2048 -print_final_stats=1 $$t.corpus test/fuzz/seeds || exit 1; \
 	done
 
-EXTRA_CLEAN = $(OBJS:.o=.d) test/unit/witn_unit $(FUZZ_TARGETS) results regression.diffs regression.out
+EXTRA_CLEAN = $(OBJS:.o=.d) test/unit/witn_unit $(UNIT_OBJ_DIR) $(FUZZ_TARGETS) results regression.diffs regression.out
 
 .PHONY: unit fuzz fuzz-build

@@ -125,7 +125,7 @@ CREATE FUNCTION @extschema@.credit_lines_issue() RETURNS trigger
 COMMENT ON FUNCTION @extschema@.credit_lines_issue() IS
     'Trigger on witn.credit_lines: decides and completes each credit (amount, billing month, reversal, notification) under the outcome''s lock.';
 CREATE TRIGGER credit_lines_issue BEFORE INSERT ON @extschema@.credit_lines
-    FOR EACH ROW EXECUTE FUNCTION @extschema@.credit_lines_issue();
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.credit_lines_issue('0.6.0');
 ALTER TABLE @extschema@.credit_lines ENABLE ROW LEVEL SECURITY;
 -- Without a subquery, as Citus requires of a distributed table's policies: credit_lines came
 -- after witn.distribute() rewrote the others (0.6.0), and is distributed as it is.
@@ -208,7 +208,9 @@ BEGIN
     -- The amount of a reversal, the currency, the keys and the month are the trigger's to fill.
     INSERT INTO @extschema@.credit_lines (customer_key, outcome_id, outcome_key, agent_key, amount, currency, kind,
                                           reason, billing_period, created_by)
-    VALUES (customer, $1, '', '', $3, '', $2, $4, DATE '1970-01-01', session_user)
+    VALUES (customer, $1, '', '', $3, '', $2, $4, DATE '1970-01-01',
+            -- who: the token's subject through PostgREST (its login role is the authenticator)
+            coalesce(nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub', session_user))
     RETURNING * INTO issued;
     IF @extschema@.distributed() THEN
         -- On Citus the trigger ran on the outcome's node inside this distributed transaction,

@@ -134,7 +134,7 @@ fi
 
 # ---- unit tests ---------------------------------------------------------------------------------
 section "unit tests (GoogleTest, make unit)"
-witn_run_bounded 900 "$LOGS/unit.log" ${WITN_LOCK[@]+"${WITN_LOCK[@]}"} make unit PG_CONFIG="$WITN_PG_CONFIG"
+witn_run_bounded 900 "$LOGS/unit.log" ${WITN_LOCK[@]+"${WITN_LOCK[@]}"} make -j2 unit PG_CONFIG="$WITN_PG_CONFIG"
 rc=$?
 passed=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) tests\{0,1\}\..*/\1/p' "$LOGS/unit.log" | tail -n 1)
 nfailed=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) tests\{0,1\}, listed below.*/\1/p' "$LOGS/unit.log" | tail -n 1)
@@ -403,7 +403,7 @@ elif ! ls test/fuzz/*_fuzz.cpp >/dev/null 2>&1; then
 else
     marker=$LOGS/fuzz.start
     touch "$marker"
-    if ! witn_run_bounded 900 "$LOGS/fuzz.log" ${WITN_LOCK[@]+"${WITN_LOCK[@]}"} make fuzz-build PG_CONFIG="$WITN_PG_CONFIG"; then
+    if ! witn_run_bounded 900 "$LOGS/fuzz.log" ${WITN_LOCK[@]+"${WITN_LOCK[@]}"} make -j2 fuzz-build PG_CONFIG="$WITN_PG_CONFIG"; then
         echo "    the fuzz targets did not build:"
         show_log "$LOGS/fuzz.log" 60
         record fuzz 0 1

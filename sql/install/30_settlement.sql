@@ -266,7 +266,9 @@ BEGIN
     -- The amount of a reversal, the currency, the keys and the month are the trigger's to fill.
     INSERT INTO @extschema@.credit_lines (customer_key, outcome_id, outcome_key, agent_key, amount, currency, kind,
                                           reason, billing_period, created_by)
-    VALUES (customer, $1, '', '', $3, '', $2, $4, DATE '1970-01-01', session_user)
+    VALUES (customer, $1, '', '', $3, '', $2, $4, DATE '1970-01-01',
+            -- who: the token's subject through PostgREST (its login role is the authenticator)
+            coalesce(nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub', session_user))
     RETURNING * INTO issued;
     IF @extschema@.distributed() THEN
         -- On Citus the trigger ran on the outcome's node inside this distributed transaction,

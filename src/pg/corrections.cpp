@@ -8,6 +8,7 @@
 #include "pg/settings.hpp"
 #include "pg/table_writer.hpp"
 #include "pg/values.hpp"
+#include "pg/version.hpp"
 
 extern "C" {
 #include "access/htup_details.h"
@@ -129,6 +130,9 @@ WITN_FUNCTION(witn_credit_lines_issue) {
     if (!TRIGGER_FIRED_BEFORE(trigger->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigger->tg_event) ||
         !TRIGGER_FIRED_BY_INSERT(trigger->tg_event))
         throw std::runtime_error("witn_credit_lines_issue must fire BEFORE INSERT FOR EACH ROW");
+    // Deciding credits needs the library and the SQL objects to agree (the trigger's argument
+    // is the version of the SQL objects that created it).
+    require_schema_version(trigger->tg_trigger->tgnargs > 0 ? trigger->tg_trigger->tgargs[0] : nullptr);
     Relation rel = trigger->tg_relation;
     Placement placement(RelationGetRelid(rel), "credit_lines");
     if (placement.on_shard()) require_node_id_range();

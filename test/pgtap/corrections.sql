@@ -9,7 +9,7 @@
 -- hour before now, so a run in the first two hours of a month may see them billed in the month
 -- before the credits.
 BEGIN;
-SELECT plan(207);
+SELECT plan(211);
 
 INSERT INTO witn.rate_cards (key, currency) VALUES ('std', 'USD'), ('yen', 'JPY');
 INSERT INTO witn.customers (key, rate_card_key, timezone) VALUES
@@ -679,6 +679,28 @@ SELECT is((SELECT format('%s resolved_ahead=%s late=%s reversed=%s', o.status, o
              FROM witn.outcomes o JOIN witn.events e ON e.key = o.key AND e.action = 'reopened' WHERE o.key = 'g_future'),
     'CONFIRMED resolved_ahead=t late=t reversed=f', 'an event before resolved_at is not in the window: late, no reversal');
 SELECT is_empty('SELECT * FROM witn.verify()', 'verify, at the end: every outcome matches its log');
+
+-- ---- the billed quantity is final; who issued a credit ------------------------------------------
+INSERT INTO witn.agents (key, condition, settlement_period, attribution_method, reversal_condition, reversal_period)
+VALUES ('metered_rev', '[{"fact": "used", "operator": "seen"}]', '1 hour', 'sum', '[{"fact": "refunded", "operator": "seen"}]', '7 days');
+INSERT INTO witn.rate_card_prices VALUES ('std', 'metered_rev', 2);
+INSERT INTO witn.events (customer_key, key, action, agent_key, properties, occurred_at)
+VALUES ('acme', 'qty_final', 'used', 'metered_rev', '{"attribution": 3}', now() - interval '2 hours');
+SELECT * FROM witn.settle();
+INSERT INTO witn.events (customer_key, key, action, properties) VALUES ('acme', 'qty_final', 'used', '{"attribution": 5}');
+SELECT is((SELECT quantity || '/' || accepted_events || '/' || (SELECT amount FROM witn.invoice_lines WHERE outcome_id = o.id)
+             FROM witn.outcomes o WHERE key = 'qty_final'),
+          '3/2/6', 'an event in the window is accepted, but its attribution does not change the billed quantity (3) or the line (6)');
+SELECT is((SELECT count(*) FROM witn.replay(pg_temp.o('qty_final')) WHERE matches), 1::bigint,
+          'replay agrees: the window event''s attribution is not folded');
+SET LOCAL ROLE witn_admin;
+SELECT set_config('request.jwt.claims', '{"role": "witn_admin", "sub": "finance@vendor.example"}', true);
+SELECT is((SELECT created_by FROM witn.credit_outcome(pg_temp.o('qty_final'), 1, 'who issued it')),
+          'finance@vendor.example', 'created_by is the token''s sub claim when there is one');
+SELECT set_config('request.jwt.claims', '', true);
+SELECT is((SELECT created_by FROM witn.credit_outcome(pg_temp.o('qty_final'), 1, 'who issued it, no token')),
+          session_user::text, 'created_by is the session user without claims');
+RESET ROLE;
 
 SELECT * FROM finish();
 ROLLBACK;
