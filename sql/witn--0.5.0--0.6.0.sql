@@ -19,7 +19,7 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
             MESSAGE = 'witn: ALTER EXTENSION witn UPDATE is not supported on a distributed database',
             DETAIL = 'witn''s tables here are distributed with Citus, which does not apply an extension script''s changes to their shards.',
-            HINT = 'Keep this cluster on the witn 0.5.0 build for now; docs/scale-out.md (Limits) says how to move to 0.6.0.';
+            HINT = 'Keep this cluster on the witn 0.5.0 build (library and SQL objects) for now: a distributed database cannot be updated in place yet (docs/scale-out.md, Limits).';
     END IF;
 END $guard$;
 
