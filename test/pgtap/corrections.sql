@@ -5,9 +5,9 @@
 -- outcome's reversal window; explain, replay and verify; who may correct and who sees credits.
 --
 -- Dates are relative to the transaction's start: "last month" and "this month" are the calendar
--- months in Europe/Berlin (run on 2026-12-02: November and December 2026). Outcomes resolve an
--- hour before now, so a run in the first two hours of a month may see them billed in the month
--- before the credits.
+-- months in Europe/Berlin (run on 2026-12-02: November and December 2026). Outcomes resolve a
+-- minute before now, so only a run in the first two minutes of a month could see them billed in
+-- the month before their credits.
 BEGIN;
 SELECT plan(211);
 
@@ -16,16 +16,16 @@ INSERT INTO witn.customers (key, rate_card_key, timezone) VALUES
     ('acme', 'std', 'Europe/Berlin'), ('globex', 'std', 'Europe/Berlin'),
     ('zeroco', 'std', 'Europe/Berlin'), ('roundco', 'std', 'UTC'), ('tokyo', 'yen', 'Asia/Tokyo');
 INSERT INTO witn.agents (key, condition, settlement_period, reversal_condition, reversal_period) VALUES
-    ('support', '[{"fact": "resolved", "operator": "seen"}]', '1 hour', '[{"fact": "reopened", "operator": "seen"}]', '7 days'),
-    ('survey', '[{"fact": "resolved", "operator": "seen"}]', '1 hour',
+    ('support', '[{"fact": "resolved", "operator": "seen"}]', '1 minute', '[{"fact": "reopened", "operator": "seen"}]', '7 days'),
+    ('survey', '[{"fact": "resolved", "operator": "seen"}]', '1 minute',
      '[{"fact": "reopened", "operator": "seen"}, {"fact": "csat", "operator": "lte", "value": 2}]', '30 days'),
-    ('snapper', '[{"fact": "resolved", "operator": "seen"}]', '1 hour', '[{"fact": "reopened", "operator": "seen"}]', '7 days'),
+    ('snapper', '[{"fact": "resolved", "operator": "seen"}]', '1 minute', '[{"fact": "reopened", "operator": "seen"}]', '7 days'),
     -- A reversal condition on an action the billable condition does not mention, seen before resolution.
-    ('combo', '[]', '1 hour', '[{"fact": "warned", "operator": "seen"}, {"fact": "reopened", "operator": "seen"}]', '7 days'),
+    ('combo', '[]', '1 minute', '[{"fact": "warned", "operator": "seen"}, {"fact": "reopened", "operator": "seen"}]', '7 days'),
     -- An empty reversal condition always holds: any event in the window reverses.
-    ('always', '[{"fact": "resolved", "operator": "seen"}]', '1 hour', '[]', '7 days');
+    ('always', '[{"fact": "resolved", "operator": "seen"}]', '1 minute', '[]', '7 days');
 INSERT INTO witn.agents (key, condition, settlement_period) VALUES
-    ('plain', '[{"fact": "resolved", "operator": "seen"}]', '1 hour');
+    ('plain', '[{"fact": "resolved", "operator": "seen"}]', '1 minute');
 INSERT INTO witn.rate_card_prices VALUES
     ('std', 'support', 10.005), ('std', 'survey', 4), ('std', 'snapper', 7), ('std', 'plain', 10.005),
     ('std', 'combo', 3), ('std', 'always', 5), ('yen', 'support', 100.5);
@@ -41,8 +41,8 @@ $$;
 CREATE FUNCTION pg_temp.last_month() RETURNS date LANGUAGE sql AS $$
     SELECT (pg_temp.this_month() - interval '1 month')::date
 $$;
--- The first event of an outcome, `ago` before now; with the agents' 1 hour settlement period it
--- is due an hour later, so witn.settle() resolves it at occurred_at + 1 hour.
+-- The first event of an outcome, `ago` before now; with the agents' 1 minute settlement period it
+-- is due a minute later, so witn.settle() resolves it at occurred_at + 1 minute.
 CREATE FUNCTION pg_temp.open_at(customer text, outcome text, agent text, action text, at timestamptz) RETURNS void
 LANGUAGE sql AS $$
     INSERT INTO witn.events (customer_key, key, action, agent_key, occurred_at) VALUES (customer, outcome, action, agent, at);
@@ -124,7 +124,7 @@ SELECT is((SELECT format('%s %s', reversal_condition IS NULL, reversal_period IS
     't t', 'and has neither column');
 
 -- Snapshot: snap_old opens under snapper's first policy; the policy changes; snap_new opens under the new one.
-SELECT pg_temp.open_at('globex', 'snap_old', 'snapper', 'resolved', now() - interval '2 hours');
+SELECT pg_temp.open_at('globex', 'snap_old', 'snapper', 'resolved', now() - interval '2 minutes');
 UPDATE witn.agents SET reversal_condition = '[{"fact": "refund", "operator": "seen"}]' WHERE key = 'snapper';
 SELECT is((SELECT version FROM witn.agents WHERE key = 'snapper'), 2, 'editing reversal_condition bumps agents.version');
 UPDATE witn.agents SET reversal_period = '14 days' WHERE key = 'snapper';
@@ -134,7 +134,7 @@ SELECT is((SELECT version FROM witn.agents WHERE key = 'snapper'), 3, 'an update
 UPDATE witn.agents SET reversal_condition = NULL, reversal_period = NULL WHERE key = 'edge';
 SELECT is((SELECT format('%s %s %s', reversal_condition IS NULL, reversal_period IS NULL, version) FROM witn.agents WHERE key = 'edge'),
     't t 2', 'removing a whole policy is accepted and bumps the version');
-SELECT pg_temp.open_at('globex', 'snap_new', 'snapper', 'resolved', now() - interval '2 hours');
+SELECT pg_temp.open_at('globex', 'snap_new', 'snapper', 'resolved', now() - interval '2 minutes');
 SELECT is((SELECT format('%s %s %s', reversal_condition, reversal_period, agent_version) FROM witn.outcomes WHERE key = 'snap_old'),
     '[{"fact": "reopened", "operator": "seen"}] 7 days 1',
     'an outcome keeps the reversal policy it opened with after the agent''s policy changed');
@@ -155,31 +155,31 @@ SELECT is((SELECT format('%s %s', reversal_period, version) FROM witn.agents WHE
     'witn_api.agents wrote the policy');
 
 -- =================================================================================================
--- The outcomes the rest uses. Each one's first event is back-dated (due an hour after it) and
+-- The outcomes the rest uses. Each one's first event is back-dated (due a minute after it) and
 -- settled now, so resolved_at is in the past and the reversal window has begun.
 -- =================================================================================================
 SELECT pg_temp.open_at('globex', o, a, act, now() - ago)
-  FROM (VALUES ('g_main', 'support', 'resolved', interval '2 hours'),   -- credited, then reversed by hand
-               ('g_full', 'support', 'resolved', interval '2 hours'),   -- credited in full, then reversed
-               ('g_auto', 'support', 'resolved', interval '2 hours'),   -- reversed by its reversal condition
-               ('g_noted', 'support', 'resolved', interval '2 hours'),  -- an unrelated event in the window
-               ('g_admin', 'support', 'resolved', interval '2 hours'),  -- corrected by witn_admin
-               ('g_api', 'support', 'resolved', interval '2 hours'),    -- corrected through witn_api
+  FROM (VALUES ('g_main', 'support', 'resolved', interval '2 minutes'),   -- credited, then reversed by hand
+               ('g_full', 'support', 'resolved', interval '2 minutes'),   -- credited in full, then reversed
+               ('g_auto', 'support', 'resolved', interval '2 minutes'),   -- reversed by its reversal condition
+               ('g_noted', 'support', 'resolved', interval '2 minutes'),  -- an unrelated event in the window
+               ('g_admin', 'support', 'resolved', interval '2 minutes'),  -- corrected by witn_admin
+               ('g_api', 'support', 'resolved', interval '2 minutes'),    -- corrected through witn_api
                ('g_old', 'support', 'resolved', interval '9 days'),     -- its window has passed
-               ('g_edge_in', 'support', 'resolved', interval '7 days 1 hour' - interval '1 microsecond'),
-               ('g_edge_out', 'support', 'resolved', interval '7 days 1 hour'),
-               ('g_failed', 'support', 'opened', interval '2 hours'),   -- FAILED
-               ('g_plain', 'plain', 'resolved', interval '2 hours'),    -- no reversal policy
-               ('g_survey', 'survey', 'resolved', interval '2 hours'),
-               ('g_partial', 'support', 'resolved', interval '2 hours'), -- adjusted, then reversed by the condition
-               ('g_combo', 'combo', 'warned', interval '2 hours'),      -- warned before resolution, reopened after
-               ('g_always', 'always', 'resolved', interval '2 hours'),   -- reversal condition []
-               ('g_props', 'support', 'resolved', interval '2 hours'),  -- settles_at and attribution in the window
-               ('g_dup', 'support', 'resolved', interval '2 hours'),    -- a duplicate in the window
-               ('g_backdated', 'support', 'resolved', interval '2 hours')) v(o, a, act, ago);  -- a back-dated reopened
-SELECT pg_temp.open_at('tokyo', 'j1', 'support', 'resolved', now() - interval '2 hours');
-SELECT pg_temp.open_at('zeroco', 'z1', 'support', 'resolved', now() - interval '2 hours');
-SELECT pg_temp.open_at('roundco', 'r1', 'support', 'resolved', now() - interval '2 hours');
+               ('g_edge_in', 'support', 'resolved', interval '7 days 1 minute' - interval '1 microsecond'),
+               ('g_edge_out', 'support', 'resolved', interval '7 days 1 minute'),
+               ('g_failed', 'support', 'opened', interval '2 minutes'),   -- FAILED
+               ('g_plain', 'plain', 'resolved', interval '2 minutes'),    -- no reversal policy
+               ('g_survey', 'survey', 'resolved', interval '2 minutes'),
+               ('g_partial', 'support', 'resolved', interval '2 minutes'), -- adjusted, then reversed by the condition
+               ('g_combo', 'combo', 'warned', interval '2 minutes'),      -- warned before resolution, reopened after
+               ('g_always', 'always', 'resolved', interval '2 minutes'),   -- reversal condition []
+               ('g_props', 'support', 'resolved', interval '2 minutes'),  -- settles_at and attribution in the window
+               ('g_dup', 'support', 'resolved', interval '2 minutes'),    -- a duplicate in the window
+               ('g_backdated', 'support', 'resolved', interval '2 minutes')) v(o, a, act, ago);  -- a back-dated reopened
+SELECT pg_temp.open_at('tokyo', 'j1', 'support', 'resolved', now() - interval '2 minutes');
+SELECT pg_temp.open_at('zeroco', 'z1', 'support', 'resolved', now() - interval '2 minutes');
+SELECT pg_temp.open_at('roundco', 'r1', 'support', 'resolved', now() - interval '2 minutes');
 -- Last month's lines (November, run in December): resolved on the 10th, 11:00 UTC.
 SELECT pg_temp.open_at('acme', o, 'support', 'resolved', (pg_temp.last_month() + interval '9 days 10 hours') AT TIME ZONE 'UTC')
   FROM (VALUES ('a_nov1'), ('a_nov2')) v(o);
@@ -673,7 +673,7 @@ RESET ROLE;
 -- A confirmed outcome whose resolved_at lies ahead (settled with an as_of in the future) has no
 -- window yet: an event now is late.
 SELECT pg_temp.open_at('globex', 'g_future', 'support', 'resolved', now());
-SELECT * FROM witn.settle(now() + interval '2 hours');
+SELECT * FROM witn.settle(now() + interval '2 minutes');
 INSERT INTO witn.events (customer_key, key, action) VALUES ('globex', 'g_future', 'reopened');
 SELECT is((SELECT format('%s resolved_ahead=%s late=%s reversed=%s', o.status, o.resolved_at > now(), e.late, o.reversed_at IS NOT NULL)
              FROM witn.outcomes o JOIN witn.events e ON e.key = o.key AND e.action = 'reopened' WHERE o.key = 'g_future'),
@@ -682,10 +682,10 @@ SELECT is_empty('SELECT * FROM witn.verify()', 'verify, at the end: every outcom
 
 -- ---- the billed quantity is final; who issued a credit ------------------------------------------
 INSERT INTO witn.agents (key, condition, settlement_period, attribution_method, reversal_condition, reversal_period)
-VALUES ('metered_rev', '[{"fact": "used", "operator": "seen"}]', '1 hour', 'sum', '[{"fact": "refunded", "operator": "seen"}]', '7 days');
+VALUES ('metered_rev', '[{"fact": "used", "operator": "seen"}]', '1 minute', 'sum', '[{"fact": "refunded", "operator": "seen"}]', '7 days');
 INSERT INTO witn.rate_card_prices VALUES ('std', 'metered_rev', 2);
 INSERT INTO witn.events (customer_key, key, action, agent_key, properties, occurred_at)
-VALUES ('acme', 'qty_final', 'used', 'metered_rev', '{"attribution": 3}', now() - interval '2 hours');
+VALUES ('acme', 'qty_final', 'used', 'metered_rev', '{"attribution": 3}', now() - interval '2 minutes');
 SELECT * FROM witn.settle();
 INSERT INTO witn.events (customer_key, key, action, properties) VALUES ('acme', 'qty_final', 'used', '{"attribution": 5}');
 SELECT is((SELECT quantity || '/' || accepted_events || '/' || (SELECT amount FROM witn.invoice_lines WHERE outcome_id = o.id)
