@@ -189,9 +189,10 @@ GRANT SELECT ON @extschema@.invoices, witn_api.invoices TO witn_admin, witn_read
 -- witn.credit_lines (10_tables.sql, in C) decides it on the outcome's node, under its lock.
 -- SECURITY DEFINER: witn_admin calls them, nobody writes witn.credit_lines directly.
 -- ---------------------------------------------------------------------------------------------
+-- Not SECURITY DEFINER itself: only the two definer functions below call it (nobody else may).
 CREATE FUNCTION @extschema@.issue_credit(outcome_id bigint, kind text, amount numeric, reason text)
     RETURNS SETOF @extschema@.credit_lines
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     customer text;
     issued @extschema@.credit_lines;
@@ -230,19 +231,25 @@ END $$;
 COMMENT ON FUNCTION @extschema@.issue_credit(bigint, text, numeric, text) IS
     'Internal to witn.reverse_outcome and witn.credit_outcome: writes the credit row its trigger decides.';
 
+-- PL/pgSQL, not SQL: its query's plan is kept from call to call.
 CREATE FUNCTION @extschema@.reverse_outcome(outcome_id bigint, reason text)
     RETURNS SETOF @extschema@.credit_lines
-    LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT * FROM @extschema@.issue_credit($1, 'reversal', NULL, $2)
-$$;
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN QUERY SELECT * FROM @extschema@.issue_credit($1, 'reversal', NULL, $2);
+END $$;
 COMMENT ON FUNCTION @extschema@.reverse_outcome(bigint, text) IS
     'Reverses a confirmed outcome: credits what is left of its amount (no row when nothing is), sets reversed_at and reversal_reason (status stays CONFIRMED) and writes an outcome_reversed notification, in this transaction. Once per outcome (ALREADY_REVERSED, WT012).';
 
 CREATE FUNCTION @extschema@.credit_outcome(outcome_id bigint, amount numeric, reason text)
     RETURNS @extschema@.credit_lines
-    LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT * FROM @extschema@.issue_credit($1, 'adjustment', $2, $3)
-$$;
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    issued @extschema@.credit_lines;
+BEGIN
+    SELECT * INTO issued FROM @extschema@.issue_credit($1, 'adjustment', $2, $3);
+    RETURN issued;
+END $$;
 COMMENT ON FUNCTION @extschema@.credit_outcome(bigint, numeric, text) IS
     'Credits part of a confirmed outcome''s amount (more than 0, at most what is left: CREDIT_EXCEEDS_AMOUNT, WT011) and writes an outcome_credited notification, in this transaction. The credit is billed in the month it is issued, or the earliest open one after it.';
 REVOKE EXECUTE ON FUNCTION @extschema@.issue_credit(bigint, text, numeric, text), @extschema@.reverse_outcome(bigint, text),

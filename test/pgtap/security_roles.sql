@@ -151,9 +151,8 @@ SELECT set_eq(
         WHERE p.pronamespace IN ('witn'::regnamespace, 'witn_api'::regnamespace) AND p.prosecdef $$,
     ARRAY['witn.events_apply()', 'witn.settle(timestamp with time zone,integer)',
           'witn.replay(bigint)', 'witn.verify()', 'witn.protect_referenced_keys()', 'witn.close_period(date,text)',
-          'witn.issue_credit(bigint,text,numeric,text)', 'witn.reverse_outcome(bigint,text)',
-          'witn.credit_outcome(bigint,numeric,text)'],
-    'nine SECURITY DEFINER functions: the events trigger, settle, replay and verify (on Citus they run on every shard''s node as the owner), the referenced-key guard, close_period and the corrections (nobody writes witn.closed_periods or witn.credit_lines directly)');
+          'witn.reverse_outcome(bigint,text)', 'witn.credit_outcome(bigint,numeric,text)'],
+    'eight SECURITY DEFINER functions: the events trigger, settle, replay and verify (on Citus they run on every shard''s node as the owner), the referenced-key guard, close_period and the corrections (nobody writes witn.closed_periods or witn.credit_lines directly)');
 SELECT is_empty(
     $$ SELECT p.oid::regprocedure FROM pg_proc p
         WHERE p.pronamespace IN ('witn'::regnamespace, 'witn_api'::regnamespace) AND p.prosecdef
