@@ -115,6 +115,10 @@ COMMENT ON COLUMN @extschema@.credit_lines.amount IS 'What is credited, in the i
 COMMENT ON COLUMN @extschema@.credit_lines.kind IS 'reversal (all that was left of the amount; the outcome is marked reversed) or adjustment (a part).';
 COMMENT ON COLUMN @extschema@.credit_lines.billing_period IS
     'The invoice month the credit belongs to: the month it was issued in the customer''s timezone, or the earliest open month after it.';
+COMMENT ON COLUMN @extschema@.credit_lines.outcome_key IS 'The credited outcome''s key (with customer_key it names the outcome).';
+COMMENT ON COLUMN @extschema@.credit_lines.currency IS 'The invoice line''s currency.';
+COMMENT ON COLUMN @extschema@.credit_lines.reason IS 'Why it was credited: the reason given, or reversal_condition for a reversal by the agent''s reversal condition.';
+COMMENT ON COLUMN @extschema@.credit_lines.created_by IS 'Who issued it: the JWT sub claim when the call carried one (PostgREST), else the session user; as the caller states it, not an authentication.';
 
 -- Every credit is decided here, on the node that holds the outcome (on Citus the trigger fires
 -- on the shard): the outcome is locked, the amount checked against its line and earlier
@@ -127,11 +131,9 @@ COMMENT ON FUNCTION @extschema@.credit_lines_issue() IS
 CREATE TRIGGER credit_lines_issue BEFORE INSERT ON @extschema@.credit_lines
     FOR EACH ROW EXECUTE FUNCTION @extschema@.credit_lines_issue('0.6.0');
 ALTER TABLE @extschema@.credit_lines ENABLE ROW LEVEL SECURITY;
--- Without a subquery, as Citus requires of a distributed table's policies: credit_lines came
--- after witn.distribute() rewrote the others (0.6.0), and is distributed as it is.
 CREATE POLICY staff_read ON @extschema@.credit_lines FOR SELECT TO witn_admin, witn_reader USING (true);
 CREATE POLICY customer_own ON @extschema@.credit_lines FOR SELECT TO witn_customer
-    USING (customer_key = @extschema@.current_customer_key());
+    USING (customer_key = (SELECT @extschema@.current_customer_key()));
 GRANT SELECT ON @extschema@.credit_lines TO witn_admin, witn_reader, witn_customer;
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.credit_lines', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.credit_lines_id_seq', '');
@@ -144,6 +146,7 @@ ALTER TABLE @extschema@.notifications DROP CONSTRAINT notifications_kind_check;
 ALTER TABLE @extschema@.notifications ADD CONSTRAINT notifications_kind_check
     CHECK (kind IN ('outcome_succeed', 'outcome_failed', 'outcome_reversed', 'outcome_credited'));
 ALTER TABLE @extschema@.notifications ADD COLUMN credit_id bigint NULL;
+COMMENT ON COLUMN @extschema@.notifications.credit_id IS 'The credit an outcome_reversed or outcome_credited notification is about; NULL for a resolution, and for a reversal that found nothing left.';
 -- One notification per resolution, so one per outcome.
 CREATE UNIQUE INDEX notifications_resolution_key ON @extschema@.notifications (customer_key, outcome_id)
     WHERE kind IN ('outcome_succeed', 'outcome_failed');
@@ -199,7 +202,9 @@ DECLARE
     note jsonb;
 BEGIN
     IF $1 IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'WT001', MESSAGE = 'VALIDATION_ERROR: outcome_id must not be null';
+        RAISE EXCEPTION USING ERRCODE = 'WT001', MESSAGE = 'VALIDATION_ERROR: outcome_id must not be null',
+            DETAIL = format('witn.%s', CASE $2 WHEN 'reversal' THEN 'reverse_outcome' ELSE 'credit_outcome' END),
+            HINT = 'Name the confirmed outcome to credit by its witn.outcomes.id.';
     END IF;
     SELECT o.customer_key INTO customer FROM @extschema@.outcomes o WHERE o.id = $1;
     IF NOT FOUND THEN
@@ -362,6 +367,57 @@ COMMENT ON FUNCTION witn_api.credit_outcome(bigint, numeric, text) IS
 REVOKE EXECUTE ON FUNCTION witn_api.reverse_outcome(bigint, text), witn_api.credit_outcome(bigint, numeric, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION witn_api.reverse_outcome(bigint, text), witn_api.credit_outcome(bigint, numeric, text) TO witn_admin;
 
+-- Closing months takes the customers' locks in byte order, as the events trigger does.
+CREATE OR REPLACE FUNCTION @extschema@.close_period(period date, customer_key text DEFAULT NULL)
+    RETURNS SETOF @extschema@.closed_periods
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    wanted constant date := $1;
+    who constant text := $2;
+    c record;
+    closed_by constant text := session_user;
+BEGIN
+    IF wanted IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'WT001', MESSAGE = 'VALIDATION_ERROR: period must not be null',
+            HINT = 'Name the month by its first day, e.g. DATE ''2026-11-01''.';
+    END IF;
+    IF wanted <> date_trunc('month', wanted)::date THEN
+        RAISE EXCEPTION USING ERRCODE = 'WT001',
+            MESSAGE = format('VALIDATION_ERROR: period %s is not the first day of a month', wanted),
+            HINT = format('Use %s for that month.', date_trunc('month', wanted)::date);
+    END IF;
+    IF who IS NOT NULL AND NOT EXISTS (SELECT 1 FROM @extschema@.customers k WHERE k.key = who) THEN
+        RAISE EXCEPTION USING ERRCODE = 'WT002', MESSAGE = format('CUSTOMER_NOT_FOUND: no customer %s', who),
+            DETAIL = format('customer_key %s', who);
+    END IF;
+    -- Every customer's month must have ended in its timezone: otherwise nothing is closed.
+    FOR c IN
+        SELECT k.key, k.timezone, ((wanted + interval '1 month')::timestamp AT TIME ZONE k.timezone) AS ends_at
+          FROM @extschema@.customers k
+         WHERE who IS NULL OR k.key = who
+         ORDER BY k.key COLLATE "C"
+    LOOP
+        IF c.ends_at > now() THEN
+            RAISE EXCEPTION USING ERRCODE = 'WT001',
+                MESSAGE = format('VALIDATION_ERROR: period %s has not ended for customer %s', to_char(wanted, 'YYYY-MM'), c.key),
+                DETAIL = format('In %s it ends at %s.', c.timezone, c.ends_at AT TIME ZONE c.timezone),
+                HINT = 'Close a month once it has ended in the customer''s timezone.';
+        END IF;
+    END LOOP;
+    -- Key order, bytewise: two closes of overlapping customers, and the events trigger reversing
+    -- outcomes of several customers in one statement, take the customers' locks in the same order.
+    INSERT INTO @extschema@.closed_periods AS cp (customer_key, period, closed_by)
+    SELECT k.key, wanted, closed_by FROM @extschema@.customers k
+     WHERE who IS NULL OR k.key = who
+     ORDER BY k.key COLLATE "C"
+    ON CONFLICT ON CONSTRAINT closed_periods_pkey DO NOTHING;
+    RETURN QUERY
+        SELECT cp.* FROM @extschema@.closed_periods cp
+         WHERE cp.period = wanted AND (who IS NULL OR cp.customer_key = who)
+         ORDER BY cp.customer_key;
+END $$;
+
 -- The library of this version.
 DROP TRIGGER events_apply ON @extschema@.events;
 CREATE TRIGGER events_apply AFTER INSERT ON @extschema@.events
@@ -429,7 +485,8 @@ DECLARE
         'ALTER POLICY ingest_add ON @extschema@.events WITH CHECK (@extschema@.current_customer_key() IS NULL OR customer_key = @extschema@.current_customer_key())',
         'ALTER POLICY customer_own ON @extschema@.invoice_lines USING (customer_key = @extschema@.current_customer_key())',
         'ALTER POLICY customer_own ON @extschema@.notifications USING (customer_key = @extschema@.current_customer_key())',
-        'ALTER POLICY customer_own ON @extschema@.closed_periods USING (customer_key = @extschema@.current_customer_key())'];
+        'ALTER POLICY customer_own ON @extschema@.closed_periods USING (customer_key = @extschema@.current_customer_key())',
+        'ALTER POLICY customer_own ON @extschema@.credit_lines USING (customer_key = @extschema@.current_customer_key())'];
     foreign_keys constant text[] := ARRAY[
         'ALTER TABLE @extschema@.rate_cards ADD CONSTRAINT rate_cards_currency_fkey FOREIGN KEY (currency) REFERENCES @extschema@.currencies (code)',
         'ALTER TABLE @extschema@.customers ADD CONSTRAINT customers_rate_card_key_fkey FOREIGN KEY (rate_card_key) REFERENCES @extschema@.rate_cards (key) ON UPDATE CASCADE',

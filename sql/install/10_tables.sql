@@ -292,6 +292,10 @@ COMMENT ON COLUMN @extschema@.credit_lines.amount IS 'What is credited, in the i
 COMMENT ON COLUMN @extschema@.credit_lines.kind IS 'reversal (all that was left of the amount; the outcome is marked reversed) or adjustment (a part).';
 COMMENT ON COLUMN @extschema@.credit_lines.billing_period IS
     'The invoice month the credit belongs to: the month it was issued in the customer''s timezone, or the earliest open month after it.';
+COMMENT ON COLUMN @extschema@.credit_lines.outcome_key IS 'The credited outcome''s key (with customer_key it names the outcome).';
+COMMENT ON COLUMN @extschema@.credit_lines.currency IS 'The invoice line''s currency.';
+COMMENT ON COLUMN @extschema@.credit_lines.reason IS 'Why it was credited: the reason given, or reversal_condition for a reversal by the agent''s reversal condition.';
+COMMENT ON COLUMN @extschema@.credit_lines.created_by IS 'Who issued it: the JWT sub claim when the call carried one (PostgREST), else the session user; as the caller states it, not an authentication.';
 
 -- Every credit is decided here, on the node that holds the outcome (on Citus the trigger fires
 -- on the shard): the outcome is locked, the amount checked against its line and earlier
@@ -347,6 +351,7 @@ CREATE TABLE @extschema@.notifications (
 -- One notification per resolution, so one per outcome.
 CREATE UNIQUE INDEX notifications_resolution_key ON @extschema@.notifications (customer_key, outcome_id)
     WHERE kind IN ('outcome_succeed', 'outcome_failed');
+COMMENT ON COLUMN @extschema@.notifications.credit_id IS 'The credit an outcome_reversed or outcome_credited notification is about; NULL for a resolution, and for a reversal that found nothing left.';
 COMMENT ON TABLE @extschema@.notifications IS
     'Outbox: one row per resolution and one per credit, the hosted product''s webhook body in payload; each is also sent with pg_notify(''witn_outcomes'') in the same transaction.';
 

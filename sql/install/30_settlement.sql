@@ -183,7 +183,7 @@ BEGIN
         SELECT k.key, k.timezone, ((wanted + interval '1 month')::timestamp AT TIME ZONE k.timezone) AS ends_at
           FROM @extschema@.customers k
          WHERE who IS NULL OR k.key = who
-         ORDER BY k.key
+         ORDER BY k.key COLLATE "C"
     LOOP
         IF c.ends_at > now() THEN
             RAISE EXCEPTION USING ERRCODE = 'WT001',
@@ -192,11 +192,12 @@ BEGIN
                 HINT = 'Close a month once it has ended in the customer''s timezone.';
         END IF;
     END LOOP;
-    -- Key order: two closes of overlapping customers lock them in the same order.
+    -- Key order, bytewise: two closes of overlapping customers, and the events trigger reversing
+    -- outcomes of several customers in one statement, take the customers' locks in the same order.
     INSERT INTO @extschema@.closed_periods AS cp (customer_key, period, closed_by)
     SELECT k.key, wanted, closed_by FROM @extschema@.customers k
      WHERE who IS NULL OR k.key = who
-     ORDER BY k.key
+     ORDER BY k.key COLLATE "C"
     ON CONFLICT ON CONSTRAINT closed_periods_pkey DO NOTHING;
     RETURN QUERY
         SELECT cp.* FROM @extschema@.closed_periods cp
@@ -257,7 +258,9 @@ DECLARE
     note jsonb;
 BEGIN
     IF $1 IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'WT001', MESSAGE = 'VALIDATION_ERROR: outcome_id must not be null';
+        RAISE EXCEPTION USING ERRCODE = 'WT001', MESSAGE = 'VALIDATION_ERROR: outcome_id must not be null',
+            DETAIL = format('witn.%s', CASE $2 WHEN 'reversal' THEN 'reverse_outcome' ELSE 'credit_outcome' END),
+            HINT = 'Name the confirmed outcome to credit by its witn.outcomes.id.';
     END IF;
     SELECT o.customer_key INTO customer FROM @extschema@.outcomes o WHERE o.id = $1;
     IF NOT FOUND THEN

@@ -172,8 +172,6 @@ CREATE POLICY staff_read ON @extschema@.notifications FOR SELECT TO witn_admin, 
 CREATE POLICY customer_own ON @extschema@.notifications FOR SELECT TO witn_customer
     USING (customer_key = (SELECT @extschema@.current_customer_key()));
 
--- Without a subquery, as Citus requires of a distributed table's policies: credit_lines came
--- after witn.distribute() rewrote the others (0.6.0), and is distributed as it is.
 CREATE POLICY staff_read ON @extschema@.credit_lines FOR SELECT TO witn_admin, witn_reader USING (true);
 CREATE POLICY customer_own ON @extschema@.credit_lines FOR SELECT TO witn_customer
-    USING (customer_key = @extschema@.current_customer_key());
+    USING (customer_key = (SELECT @extschema@.current_customer_key()));

@@ -80,7 +80,8 @@ CreditDecision decide_credit(const CreditTarget &t, const CreditRequest &r) {
                             std::to_string(t.outcome_id) + " exceeds what is left of its amount (" + remaining.to_string() + ")",
                         where + ": amount " + t.line_amount.to_string() + ", credited " + t.credited.to_string() +
                             ", remaining " + remaining.to_string(),
-                        "Credit at most what is left.");
+                        t.reversed ? "The outcome was reversed: nothing is left to credit."
+                                   : "Credit at most what is left.");
         d.amount = requested;
         d.notification_kind = "outcome_credited";
     }

@@ -104,7 +104,7 @@ std::string notice_payload(const CreditNotice &n, const witn::CreditDecision &d,
 
 namespace witn::pg {
 
-void reverse_by_condition(Datum customer_key, std::int64_t outcome_id) {
+void reverse_by_condition(Datum customer_key, std::int64_t outcome_id, TimestampTz now) {
     TableWriter credits(witn_table("credit_lines"));
     TupleTableSlot *row = credits.new_row();
     const Datum empty = text_datum("");
@@ -116,6 +116,7 @@ void reverse_by_condition(Datum customer_key, std::int64_t outcome_id) {
     put_column(row, credits.column("kind"), text_datum(witn::credit_kind_name(witn::CreditKind::Reversal)));
     put_column(row, credits.column("reason"), text_datum(witn::kReversalConditionReason));
     put_column(row, credits.column("billing_period"), DateADTGetDatum(0));
+    put_column(row, credits.column("created_at"), TimestampTzGetDatum(now));
     AutomaticScope scope(outcome_id);
     credits.insert(row); // the trigger below decides and completes it, or skips it
     credits.finish();
@@ -176,7 +177,12 @@ WITN_FUNCTION(witn_credit_lines_issue) {
     if (!null_amount) request.amount = output_text(amount, numeric_out);
     request.automatic = automatic_reversal.active && automatic_reversal.outcome_id == outcome_id &&
                         *kind == witn::CreditKind::Reversal && request.reason == std::string(witn::kReversalConditionReason);
-    const TimestampTz now = GetCurrentTransactionStartTimestamp();
+    // When the credit is issued: its created_at, which the statement filled in (on Citus on the
+    // coordinator, whose transaction the credit is part of; a shard's own transaction may have
+    // started later) or the events trigger set to the events' arrival.
+    bool null_created;
+    const Datum created = get(attr("created_at"), &null_created);
+    const TimestampTz now = null_created ? GetCurrentTransactionStartTimestamp() : DatumGetTimestampTz(created);
 
     // The outcome, locked: concurrent credits of it (and the events that may reverse it) wait
     // here, and each then sees the credits committed before it.

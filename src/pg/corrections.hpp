@@ -7,13 +7,18 @@
 
 #include "pg/postgres.hpp"
 
+extern "C" {
+#include "datatype/timestamp.h"
+}
+
 #include <cstdint>
 
 namespace witn::pg {
 
 // From the events trigger: the outcome's reversal condition now holds (the fold said so), so it
 // is reversed — through the same trigger, with reason kReversalConditionReason. The outcome row
-// (locked by this transaction) must already hold the statement's state.
-void reverse_by_condition(Datum customer_key, std::int64_t outcome_id);
+// (locked by this transaction) must already hold the statement's state; `now` is the events'
+// arrival, the credit's created_at.
+void reverse_by_condition(Datum customer_key, std::int64_t outcome_id, TimestampTz now);
 
 } // namespace witn::pg

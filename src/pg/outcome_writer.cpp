@@ -170,7 +170,7 @@ private:
                 // The reversal condition of a confirmed outcome now holds (CONTRACT §20): it is
                 // reversed in this transaction, by the trigger every credit goes through. The
                 // outcomes that follow are written in a command that sees it.
-                reverse_by_condition(customer, outcome_id);
+                reverse_by_condition(customer, outcome_id, now_);
                 close_writers();
                 open_writers();
             }
