@@ -46,4 +46,11 @@ Decimal line_amount(const Decimal &unit_price, const Decimal &quantity);
 
 SettlementDecision decide_settlement(const DueOutcome &o, std::int64_t as_of);
 
+// An event arriving at `now` for an outcome that is due but not settled yet, which settlement
+// will confirm, and whose agent has a reversal policy whose window (from settles_at, which
+// becomes resolved_at) is open at `now`: the write path settles the outcome first, as of its
+// settles_at, so that the event is taken in the reversal window (CONTRACT §11, §20) instead of
+// being late.
+bool settles_before_event(const OutcomeState &state, const Contract &contract, std::int64_t now);
+
 } // namespace witn

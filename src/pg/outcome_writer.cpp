@@ -1,10 +1,12 @@
 #include "pg/outcome_writer.hpp"
 
+#include "core/settlement.hpp"
 #include "core/statement_fold.hpp"
 #include "pg/contract_terms.hpp"
 #include "pg/corrections.hpp"
 #include "pg/event_log.hpp"
 #include "pg/outcome_row.hpp"
+#include "pg/settlement.hpp"
 #include "pg/table_writer.hpp"
 #include "pg/values.hpp"
 
@@ -134,6 +136,19 @@ private:
         if (retry && !locked) return false;
         std::optional<witn::StoredOutcome> stored;
         if (locked) stored = c.stored(locked);
+        if (stored && witn::settles_before_event(stored->state, stored->contract, now_)) {
+            // Due, to be confirmed, and with a reversal window already open (CONTRACT §20): it
+            // is settled first, as settlement would (as of its settles_at, with its line and
+            // notification), so that this statement's events are taken in the window.
+            const std::int64_t outcome_id = DatumGetInt64(column_value(locked, c.id));
+            const Oid outcomes_table = witn_table("outcomes");
+            close_writers();
+            settle_pass(now_, 1, outcome_id, outcomes_table, outcomes_table == witn_own_table("outcomes"));
+            open_writers();
+            locked = outcomes_->find_locked({c.customer_key, c.key}, {customer, key});
+            if (!locked) throw std::runtime_error("witn: an outcome settled before its event is gone");
+            stored = c.stored(locked);
+        }
         const Terms *terms = nullptr;
         skip_.clear();
         EventLog history(customer, key, IndexReader::Snapshot::Latest, &skip_);

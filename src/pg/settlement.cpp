@@ -7,6 +7,7 @@
 
 #include "core/settlement.hpp"
 #include "pg/billing_period.hpp"
+#include "pg/settlement.hpp"
 #include "pg/outcome_row.hpp"
 #include "pg/settings.hpp"
 #include "pg/statement_rows.hpp"
@@ -92,18 +93,14 @@ struct NoteColumns {
 
 } // namespace
 
-// witn.settle_batch(as_of, max_outcomes, only_outcome, schema_version, shard) -> (confirmed,
-// failed); shard NULL is witn.outcomes, else (Citus) one of its shards on this node, settled
-// with the colocated shards of the lines, notifications and errors.
-WITN_FUNCTION(witn_settle_batch) {
-    require_schema_version(PG_NARGS() > 3 && !PG_ARGISNULL(3) ? text_to_cstring(PG_GETARG_TEXT_PP(3)) : nullptr);
-    if (PG_ARGISNULL(0))
-        throw witn::Error(witn::Code::ValidationError, "VALIDATION_ERROR: as_of must not be null", "witn.settle_batch");
-    const TimestampTz as_of = PG_GETARG_TIMESTAMPTZ(0);
-    const bool limited = !PG_ARGISNULL(1), one_outcome = !PG_ARGISNULL(2);
-    const std::int64_t limit = limited ? PG_GETARG_INT32(1) : 0, only = one_outcome ? PG_GETARG_INT64(2) : 0;
+namespace witn::pg {
+
+// One settlement pass (settlement.hpp).
+SettleCounts settle_pass(TimestampTz as_of, std::optional<std::int64_t> limit, std::optional<std::int64_t> only,
+                         Oid anchor, bool notify) {
+    const bool limited = limit.has_value(), one_outcome = only.has_value();
     const TimestampTz now = GetCurrentTransactionStartTimestamp();
-    Placement placement(PG_NARGS() > 4 && !PG_ARGISNULL(4) ? PG_GETARG_OID(4) : witn_own_table("outcomes"), "outcomes");
+    Placement placement(anchor, "outcomes");
     if (placement.on_shard()) require_node_id_range();
 
     TableWriter outcomes(witn_table("outcomes"));
@@ -119,7 +116,7 @@ WITN_FUNCTION(witn_settle_batch) {
     const NoteColumns n{notes.column("customer_key"), notes.column("outcome_id"), notes.column("kind"),
                         notes.column("payload")};
 
-    const bool each = pg_notify_mode == static_cast<int>(PgNotify::Each);
+    const bool each = notify && pg_notify_mode == static_cast<int>(PgNotify::Each);
     // Settles (or re-arms) the outcome at tid, as the core decides on its locked version (which
     // may be newer than the one the index pointed to).
     std::int64_t confirmed_count = 0, failed_count = 0;
@@ -199,16 +196,16 @@ WITN_FUNCTION(witn_settle_batch) {
 
     ItemMemory per_outcome("witn settle outcome");
     // Due outcomes in check_at order; one outcome (the row-by-row retry) by its id.
-    if (one_outcome) outcomes.scan({o.id, o.customer_key}, false, BTEqualStrategyNumber, Int64GetDatum(only));
+    if (one_outcome) outcomes.scan({o.id, o.customer_key}, false, BTEqualStrategyNumber, Int64GetDatum(*only));
     else outcomes.scan({o.check_at}, true, BTLessEqualStrategyNumber, TimestampTzGetDatum(as_of));
     ItemPointerData tid;
-    while ((!limited || confirmed_count + failed_count < limit) && outcomes.next(&tid)) {
+    while ((!limited || confirmed_count + failed_count < *limit) && outcomes.next(&tid)) {
         // Everything one outcome allocates, the writes included, goes in its own context.
         per_outcome.run([&] { settle_one(tid); });
     }
     per_outcome.finish();
     outcomes.end_scan();
-    if (!each && confirmed_count + failed_count > 0) {
+    if (notify && !each && confirmed_count + failed_count > 0) {
         const std::string wake = "{\"type\": \"notifications\", \"count\": " +
                                  std::to_string(confirmed_count + failed_count) + "}";
         pg([&] { Async_Notify("witn_outcomes", wake.c_str()); });
@@ -217,13 +214,30 @@ WITN_FUNCTION(witn_settle_batch) {
     notes.finish();
     lines.finish();
     outcomes.finish();
+    return SettleCounts{confirmed_count, failed_count};
+}
 
+} // namespace witn::pg
+
+// witn.settle_batch(as_of, max_outcomes, only_outcome, schema_version, shard) -> (confirmed,
+// failed); shard NULL is witn.outcomes, else (Citus) one of its shards on this node, settled
+// with the colocated shards of the lines, notifications and errors.
+WITN_FUNCTION(witn_settle_batch) {
+    require_schema_version(PG_NARGS() > 3 && !PG_ARGISNULL(3) ? text_to_cstring(PG_GETARG_TEXT_PP(3)) : nullptr);
+    if (PG_ARGISNULL(0))
+        throw witn::Error(witn::Code::ValidationError, "VALIDATION_ERROR: as_of must not be null", "witn.settle_batch");
+    std::optional<std::int64_t> limit, only;
+    if (!PG_ARGISNULL(1)) limit = PG_GETARG_INT32(1);
+    if (!PG_ARGISNULL(2)) only = PG_GETARG_INT64(2);
+    const SettleCounts counts =
+        settle_pass(PG_GETARG_TIMESTAMPTZ(0), limit, only,
+                    PG_NARGS() > 4 && !PG_ARGISNULL(4) ? PG_GETARG_OID(4) : witn_own_table("outcomes"), true);
     return pg([&] {
         TupleDesc desc;
         if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
             elog(ERROR, "witn.settle_batch must return a record");
         desc = BlessTupleDesc(desc);
-        Datum values[2] = {Int64GetDatum(confirmed_count), Int64GetDatum(failed_count)};
+        Datum values[2] = {Int64GetDatum(counts.confirmed), Int64GetDatum(counts.failed)};
         bool nulls[2] = {false, false};
         return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
     });

@@ -366,6 +366,16 @@ check "witn_admin credits and reverses through witn_api (PostgREST /rpc), on bot
 check "... created_by is the session user" "postgres postgres postgres" \
     "$(q "SELECT string_agg(created_by, ' ') FROM witn.credit_lines WHERE reason = 'via rpc'")"
 
+# An event for a due outcome that settlement has not confirmed yet: settled first on its shard
+# (with its line), then taken in the reversal window and reversed; one multi-customer statement.
+q "INSERT INTO witn.events (customer_key, key, action, agent_key, occurred_at)
+   VALUES ('$A', 'due_first', 'resolved', 'support', now() - interval '2 hours'),
+          ('$B', 'due_first', 'resolved', 'support', now() - interval '2 hours')" >/dev/null
+q "INSERT INTO witn.events (customer_key, key, action) VALUES ('$A', 'due_first', 'reopened'), ('$B', 'due_first', 'reopened')" >/dev/null
+check "a due outcome on each worker is confirmed before its reopened event, which reverses it" \
+    "CONFIRMED:1:reversal_condition CONFIRMED:1:reversal_condition" \
+    "$(q "SELECT string_agg(o.status || ':' || (SELECT count(*) FROM witn.invoice_lines l WHERE l.customer_key = o.customer_key AND l.outcome_id = o.id) || ':' || o.reversal_reason, ' ' ORDER BY o.customer_key)
+          FROM witn.outcomes o WHERE o.key = 'due_first'")"
 check "verify() is still empty at the end" "0" "$(q "SELECT count(*) FROM witn.verify()")"
 in_list() { printf "'%s'," "$@" | sed 's/,$//'; }
 n1=$(q "SELECT count(*) FROM witn.credit_lines WHERE customer_key IN ($(in_list "${w1[@]}"))")

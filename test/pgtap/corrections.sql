@@ -9,7 +9,7 @@
 -- minute before now, so only a run in the first two minutes of a month could see them billed in
 -- the month before their credits.
 BEGIN;
-SELECT plan(211);
+SELECT plan(217);
 
 INSERT INTO witn.rate_cards (key, currency) VALUES ('std', 'USD'), ('yen', 'JPY');
 INSERT INTO witn.customers (key, rate_card_key, timezone) VALUES
@@ -701,6 +701,26 @@ SELECT set_config('request.jwt.claims', '', true);
 SELECT is((SELECT created_by FROM witn.credit_outcome(pg_temp.o('qty_final'), 1, 'who issued it, no token')),
           session_user::text, 'created_by is the session user without claims');
 RESET ROLE;
+
+-- ---- an event for a due outcome that settlement has not confirmed yet -----------------------------
+-- settles_at passed a minute ago, pg_cron has not run: with a reversal policy the outcome is
+-- settled first (as of settles_at, its line and notification), then the event is in its window.
+SELECT pg_temp.open_at('acme', 'due_first', 'support', 'resolved', now() - interval '2 minutes');
+SELECT pg_temp.open_at('acme', 'due_plain', 'plain', 'resolved', now() - interval '2 minutes');
+INSERT INTO witn.events (customer_key, key, action) VALUES ('acme', 'due_first', 'reopened'), ('acme', 'due_plain', 'reopened');
+SELECT is((SELECT status || '/' || (resolved_at = settles_at) || '/' || (reversal_reason IS NOT DISTINCT FROM 'reversal_condition')
+             FROM witn.outcomes WHERE key = 'due_first'),
+          'CONFIRMED/true/true', 'a due outcome is confirmed as of its settles_at before the event, which reverses it');
+SELECT is((SELECT count(*) || ' ' || sum(amount) FROM witn.invoice_lines WHERE outcome_key = 'due_first'), '1 10.005',
+          '... its invoice line written once, at the confirmation');
+SELECT is((SELECT string_agg(kind, ' ' ORDER BY id) FROM witn.notifications WHERE outcome_id = pg_temp.o('due_first')),
+          'outcome_succeed outcome_reversed', '... and its two notifications, in order');
+SELECT is((SELECT late || '/' || after_resolution FROM witn.events WHERE key = 'due_first' AND action = 'reopened'),
+          'false/true', '... the event was taken in the reversal window');
+SELECT is((SELECT status || '/' || late_events || '/' || (SELECT late FROM witn.events WHERE key = 'due_plain' AND action = 'reopened')
+             FROM witn.outcomes WHERE key = 'due_plain'),
+          'PENDING/1/true', 'without a reversal policy the event is late and the outcome waits for settlement, as before');
+SELECT is_empty($$ SELECT * FROM witn.verify() $$, 'verify() agrees with the outcomes settled before their events');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -4,6 +4,7 @@
 #include "reference_fold.hpp"
 #include "test_util.hpp"
 
+#include "core/settlement.hpp"
 #include "core/statement_fold.hpp"
 
 #include <limits>
@@ -551,4 +552,33 @@ TEST(ReversalReplay, TheWindowEventsAreTheMarkedOnes) {
     EXPECT_EQ(open.state.accepted_events, 2);
     EXPECT_EQ(open.state.status, Status::Pending);
     EXPECT_FALSE(open.reversal_held);
+}
+
+// ---- settling before an event in the window --------------------------------------------------
+
+TEST(ReversalSettleFirst, ADueOutcomeThatWillConfirmIsSettledBeforeAWindowEvent) {
+    Contract c = ticket();
+    OutcomeState s = OutcomeState::open(c);
+    ASSERT_EQ(apply_event(s, c, rx("resolved", kT0, 1), kT0), Applied::Accepted);
+    ASSERT_EQ(s.status, Status::Pending);
+    EXPECT_FALSE(settles_before_event(s, c, kResolvedAt - 1));      // not due yet: the event applies as usual
+    EXPECT_TRUE(settles_before_event(s, c, kResolvedAt));           // due, to be confirmed, the window open
+    EXPECT_TRUE(settles_before_event(s, c, kResolvedAt + kWindow - 1));
+    EXPECT_FALSE(settles_before_event(s, c, kResolvedAt + kWindow)); // its window has passed: late, as before
+}
+
+TEST(ReversalSettleFirst, NotWhenItWillFailOrHasNoPolicyOrIsSettled) {
+    Contract c = ticket();
+    OutcomeState fails = OutcomeState::open(c);
+    ASSERT_EQ(apply_event(fails, c, rx("other", kT0, 1), kT0), Applied::Accepted);
+    ASSERT_EQ(fails.status, Status::Open); // will FAIL
+    EXPECT_FALSE(settles_before_event(fails, c, kResolvedAt));
+    Contract plain = c;
+    plain.reversal.reset();
+    OutcomeState s = OutcomeState::open(plain);
+    ASSERT_EQ(apply_event(s, plain, rx("resolved", kT0, 1), kT0), Applied::Accepted);
+    EXPECT_FALSE(settles_before_event(s, plain, kResolvedAt));
+    OutcomeState settled = confirmed(c, {kTicketResolved}, kResolvedAt);
+    EXPECT_FALSE(settles_before_event(settled, c, kResolvedAt + kDay));
+    EXPECT_FALSE(settles_before_event(OutcomeState::open(c), c, kResolvedAt)); // no event yet
 }
