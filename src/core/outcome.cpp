@@ -52,18 +52,21 @@ OutcomeState OutcomeState::open(const Contract &contract) {
     return s;
 }
 
-bool in_reversal_window(const OutcomeState &state, const Contract &contract, std::int64_t now) {
-    if (state.status != Status::Confirmed || !contract.reversal || !state.resolved_at) return false;
-    if (now < *state.resolved_at) return false;
+bool ReversalPolicy::window_open(std::int64_t start, std::int64_t now) const {
     // Unsigned: the difference of two far-apart timestamps overflows int64.
-    return static_cast<std::uint64_t>(now) - static_cast<std::uint64_t>(*state.resolved_at) <
-           static_cast<std::uint64_t>(contract.reversal->period);
+    return now >= start && static_cast<std::uint64_t>(now) - static_cast<std::uint64_t>(start) <
+                               static_cast<std::uint64_t>(period);
+}
+
+bool in_reversal_window(const OutcomeState &state, const Contract &contract, std::int64_t now) {
+    return state.status == Status::Confirmed && contract.reversal && state.resolved_at &&
+           contract.reversal->window_open(*state.resolved_at, now);
 }
 
 namespace {
+// An accepted event's facts, and whether the billable condition holds after it.
 void fold_facts(OutcomeState &state, const Contract &contract, const Event &event) {
     state.facts.fold(event.action, event.value, event.occurred_at, event.seq);
-    if (event.attribution) state.attribution.fold(*event.attribution, event.occurred_at, event.seq);
     state.condition_holds = evaluate(contract.condition, state.facts);
 }
 } // namespace
@@ -75,8 +78,7 @@ Applied apply_event(OutcomeState &state, const Contract &contract, const Event &
         // The reversal window (CONTRACT §20): the invoice line is written and the status stays,
         // and so does the billed quantity (an attribution here is not folded); the facts follow,
         // and the reversal condition is checked over all accepted events.
-        state.facts.fold(event.action, event.value, event.occurred_at, event.seq);
-        state.condition_holds = evaluate(contract.condition, state.facts);
+        fold_facts(state, contract, event);
         state.reversal_holds = evaluate(contract.reversal->condition, state.facts);
         ++state.accepted_events;
         return Applied::Accepted;
@@ -84,6 +86,7 @@ Applied apply_event(OutcomeState &state, const Contract &contract, const Event &
     if (state.status == Status::Failed || (state.accepted_events > 0 && state.settles_at <= now)) return Applied::Late;
 
     fold_facts(state, contract, event);
+    if (event.attribution) state.attribution.fold(*event.attribution, event.occurred_at, event.seq);
     if (state.status == Status::Open) {
         if (state.condition_holds) {
             state.status = Status::Pending;

@@ -26,6 +26,9 @@ std::optional<Status> status_from_name(std::string_view name);
 struct ReversalPolicy {
     Condition condition;
     std::int64_t period = 0; // > 0, at most kMaxSettlementPeriod
+
+    // Whether `now` lies in the window that opens at `start`: start <= now < start + period.
+    bool window_open(std::int64_t start, std::int64_t now) const;
 };
 
 // The agent contract an outcome was opened under (snapshotted, CONTRACT §2, §20).

@@ -31,11 +31,9 @@ SettlementDecision decide_settlement(const DueOutcome &o, std::int64_t as_of) {
 
 bool settles_before_event(const OutcomeState &state, const Contract &contract, std::int64_t now) {
     if (state.status != Status::Open && state.status != Status::Pending) return false;
-    if (state.accepted_events == 0 || state.settles_at > now || !contract.reversal) return false;
-    if (resolution_of(state.status, state.scheduled_resolution) != Status::Confirmed) return false;
-    // Unsigned: the difference of two far-apart timestamps overflows int64.
-    return static_cast<std::uint64_t>(now) - static_cast<std::uint64_t>(state.settles_at) <
-           static_cast<std::uint64_t>(contract.reversal->period);
+    if (state.accepted_events == 0 || !contract.reversal) return false;
+    return resolution_of(state.status, state.scheduled_resolution) == Status::Confirmed &&
+           contract.reversal->window_open(state.settles_at, now);
 }
 
 } // namespace witn

@@ -80,9 +80,10 @@ Disposition StatementFold::add(const StatementEvent &e) {
         ++outcome_.late_events;
         return Disposition::Late;
     } else if (outcome_.state.status == Status::Confirmed) {
-        // An event in a confirmed outcome's reversal window. Facts and attribution do not depend
-        // on the order events are folded in (latest by occurred_at, ties by id), so a later id
-        // applied first needs no replay; the reversal is a latch, taken once.
+        // An event in a confirmed outcome's reversal window. Facts do not depend on the order
+        // events are folded in (latest by occurred_at, ties by id) and the billed attribution
+        // no longer changes, so a later id applied first needs no replay; the reversal is a
+        // latch, taken once.
         if (outcome_.state.reversal_holds && !outcome_.state.reversed) {
             outcome_.state.reversed = true;
             reverses_ = true;
