@@ -3,7 +3,7 @@
 # `make installcheck` runs the pg_regress suite against a running server.
 EXTENSION  = witn
 MODULE_big = witn
-EXTVERSION = 0.6.0
+EXTVERSION = 0.7.0
 # The install script is assembled from sql/install/*.sql, one file per concern, in name order.
 INSTALL_PARTS = $(sort $(wildcard sql/install/*.sql))
 DATA_built    = sql/witn--$(EXTVERSION).sql
@@ -21,7 +21,7 @@ PG_CONFIG ?= pg_config
 # not fail the -Werror build.
 PG_CXXFLAGS = -std=c++20 -Wall -Wextra -Werror -Isrc -isystem $(shell $(PG_CONFIG) --includedir-server) -MMD -MP \
               -DWITN_VERSION='"$(EXTVERSION)"'
-SHLIB_LINK  = -lstdc++
+SHLIB_LINK  = -lstdc++ -lcurl
 
 # The JIT bitcode would need clang with our C++20 flags; witn has nothing worth inlining.
 override with_llvm = no

@@ -26,12 +26,12 @@ WITN_PG_CONFIG=$WITN_PG_BIN/pg_config
 # What building, installing and running witn needs.
 WITN_BASE_PACKAGES=(
     "postgresql-$WITN_PG_VERSION" "postgresql-server-dev-$WITN_PG_VERSION"
-    "postgresql-$WITN_PG_VERSION-cron" g++ make
+    "postgresql-$WITN_PG_VERSION-cron" g++ make libcurl4-openssl-dev
 )
 # What the tests need on top: pgTAP and pg_prove, GoogleTest, clang with libFuzzer.
 WITN_TEST_PACKAGES=(
     "postgresql-$WITN_PG_VERSION-pgtap" libtap-parser-sourcehandler-pgtap-perl
-    libgtest-dev clang libclang-rt-14-dev
+    libgtest-dev clang libclang-rt-14-dev python3 openssl
 )
 WITN_CLUSTER_DIR=""   # set by witn_cluster_start (never taken from the environment)
 # shellcheck disable=SC2034 # the same, under the name earlier scripts used
@@ -215,7 +215,9 @@ witn_free_port() {
 }
 
 # witn_cluster_start: initdb in a new temp dir, configure, start, install pg_cron in database
-# postgres; exports PGHOST (the socket directory), PGPORT, PGUSER=postgres and puts PostgreSQL
+# postgres. WITN_PRELOAD sets shared_preload_libraries (default pg_cron; 'pg_cron,witn' starts
+# the webhook delivery launcher), WITN_MAX_WORKERS max_worker_processes (default 20), and
+# WITN_EXTRA_CONF is appended to postgresql.conf. Exports PGHOST (the socket directory), PGPORT, PGUSER=postgres and puts PostgreSQL
 # 15's bin directory first in PATH. On failure prints the server log and returns 1.
 witn_cluster_start() {
     if [ -n "$WITN_CLUSTER_DIR" ] && [ -d "$WITN_CLUSTER_DIR/data" ]; then
@@ -252,14 +254,15 @@ listen_addresses = ''
 port = $port
 unix_socket_directories = '$dir'
 max_connections = 100
-shared_preload_libraries = 'pg_cron'
+shared_preload_libraries = '${WITN_PRELOAD:-pg_cron}'
 cron.database_name = 'postgres'
 cron.use_background_workers = on
-max_worker_processes = 20
+max_worker_processes = ${WITN_MAX_WORKERS:-20}
 timezone = 'Etc/UTC'
 fsync = off
 synchronous_commit = off
 full_page_writes = off
+${WITN_EXTRA_CONF:-}
 EOF
     if ! (cd "$dir" && witn_as_cluster_user "$WITN_PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" \
             -w -t 60 start >"$dir/pg_ctl.log" 2>&1); then

@@ -306,7 +306,7 @@ CREATE FUNCTION @extschema@.credit_lines_issue() RETURNS trigger
 COMMENT ON FUNCTION @extschema@.credit_lines_issue() IS
     'Trigger on witn.credit_lines: decides and completes each credit (amount, billing month, reversal, notification) under the outcome''s lock.';
 CREATE TRIGGER credit_lines_issue BEFORE INSERT ON @extschema@.credit_lines
-    FOR EACH ROW EXECUTE FUNCTION @extschema@.credit_lines_issue('0.6.0');
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.credit_lines_issue('0.7.0');
 
 -- Closed months (CONTRACT §18): a closed month's invoice never changes again. Settlement bills
 -- a line that would fall into a closed month in the earliest open month after it.

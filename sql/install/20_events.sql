@@ -21,7 +21,7 @@ COMMENT ON FUNCTION @extschema@.events_apply() IS
 -- to apply events (55000, saying what to do) instead of writing what this schema does not hold.
 CREATE TRIGGER events_apply AFTER INSERT ON @extschema@.events
     REFERENCING NEW TABLE AS new_events
-    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.events_apply('0.6.0');
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.events_apply('0.7.0');
 
 -- ---------------------------------------------------------------------------------------------
 -- Auditing an outcome: explain, replay, verify.

@@ -25,8 +25,8 @@ CREATE FUNCTION @extschema@.distribute()
     RETURNS TABLE (table_name regclass, distribution text)
     LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    lookup constant text[] := ARRAY['currencies', 'rate_cards', 'customers', 'agents', 'rate_card_prices'];
-    per_customer constant text[] := ARRAY['events', 'outcomes', 'invoice_lines', 'notifications', 'settlement_errors', 'closed_periods', 'credit_lines'];
+    lookup constant text[] := ARRAY['currencies', 'rate_cards', 'customers', 'agents', 'rate_card_prices', 'webhook_endpoints'];
+    per_customer constant text[] := ARRAY['events', 'outcomes', 'invoice_lines', 'notifications', 'settlement_errors', 'closed_periods', 'credit_lines', 'webhook_deliveries'];
     -- Citus cannot make a table with foreign keys to local tables a reference table, nor keep
     -- a policy with a subquery: the lookup tables' keys are dropped and re-added around
     -- create_reference_table, and the customer policies read the claim without a subquery.
@@ -56,7 +56,7 @@ DECLARE
 BEGIN
     -- The node's own sequences, not Citus's idea of them: nothing to propagate.
     PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', 'off', true);
-    FOREACH t IN ARRAY ARRAY['events', 'outcomes', 'invoice_lines', 'notifications', 'settlement_errors', 'credit_lines'] LOOP
+    FOREACH t IN ARRAY ARRAY['events', 'outcomes', 'invoice_lines', 'notifications', 'settlement_errors', 'credit_lines', 'webhook_endpoints', 'webhook_deliveries'] LOOP
         seq := pg_catalog.pg_get_serial_sequence('@extschema@.' || t, 'id');
         IF (SELECT s.seqmax FROM pg_catalog.pg_sequence s WHERE s.seqrelid = seq::regclass) <> ((g + 1) << 48) - 1 THEN
             IF g = 0 THEN

@@ -76,7 +76,7 @@ BEGIN
     errors := 0;
     BEGIN
         SELECT b.confirmed, b.failed INTO confirmed, failed
-          FROM @extschema@.settle_batch(as_of, max_outcomes, NULL, '0.6.0', shard) b;
+          FROM @extschema@.settle_batch(as_of, max_outcomes, NULL, '0.7.0', shard) b;
         RETURN;
     EXCEPTION WHEN OTHERS THEN
         NULL;
@@ -89,7 +89,7 @@ BEGIN
           ORDER BY o.check_at LIMIT $2', shard) USING as_of, max_outcomes
     LOOP
         BEGIN
-            SELECT * INTO one FROM @extschema@.settle_batch(as_of, 1, due.id, '0.6.0', shard);
+            SELECT * INTO one FROM @extschema@.settle_batch(as_of, 1, due.id, '0.7.0', shard);
             confirmed := confirmed + one.confirmed;
             failed := failed + one.failed;
         EXCEPTION WHEN OTHERS THEN

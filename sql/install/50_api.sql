@@ -157,3 +157,36 @@ GRANT INSERT (key, name, currency), UPDATE (name, currency), DELETE
 GRANT INSERT (rate_card_key, agent_key, price_per_unit), UPDATE (price_per_unit), DELETE
     ON witn_api.rate_card_prices TO witn_admin;
 GRANT INSERT (code, minor_units) ON witn_api.currencies TO witn_admin;
+
+-- Webhooks (45_webhooks.sql): endpoints are witn_admin's, secrets included; deliveries, their
+-- status and POST /rpc/redeliver as in the witn schema.
+CREATE VIEW witn_api.webhook_endpoints WITH (security_invoker = true) AS
+    SELECT id, url, secret, event_types, customer_key, enabled, description, created_at, updated_at
+      FROM @extschema@.webhook_endpoints;
+COMMENT ON VIEW witn_api.webhook_endpoints IS
+    'Webhook endpoints (witn_admin only): POST {"url": "https://...", "event_types": ["outcome_succeed"], "customer_key": null}; the secret is made when not given. PATCH enabled to pause one.';
+CREATE VIEW witn_api.webhook_deliveries WITH (security_invoker = true) AS
+    SELECT id, customer_key, notification_id, endpoint_id, status, attempts, next_attempt_at, last_attempt_at,
+           last_response_code, last_error, delivered_at, created_at
+      FROM @extschema@.webhook_deliveries;
+COMMENT ON VIEW witn_api.webhook_deliveries IS
+    'One row per notification and webhook endpoint: pending, delivered or failed, with its attempts.';
+CREATE VIEW witn_api.webhook_status WITH (security_invoker = true) AS
+    SELECT * FROM @extschema@.webhook_status;
+COMMENT ON VIEW witn_api.webhook_status IS
+    'Per webhook endpoint: backlog, oldest pending age, failures and the last error.';
+CREATE FUNCTION witn_api.redeliver(notification_id bigint, endpoint_id bigint DEFAULT NULL)
+    RETURNS SETOF @extschema@.webhook_deliveries
+    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT * FROM @extschema@.redeliver($1, $2)
+$$;
+COMMENT ON FUNCTION witn_api.redeliver(bigint, bigint) IS
+    'POST /rpc/redeliver {"notification_id": 42, "endpoint_id": 1} (endpoint_id left out: every endpoint that takes it): queues the notification again; returns the queued deliveries. witn_admin only.';
+REVOKE ALL ON witn_api.webhook_endpoints, witn_api.webhook_deliveries, witn_api.webhook_status FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION witn_api.redeliver(bigint, bigint) FROM PUBLIC;
+GRANT SELECT, DELETE ON witn_api.webhook_endpoints TO witn_admin;
+GRANT INSERT (url, secret, event_types, customer_key, enabled, description),
+      UPDATE (url, secret, event_types, customer_key, enabled, description)
+    ON witn_api.webhook_endpoints TO witn_admin;
+GRANT SELECT ON witn_api.webhook_deliveries, witn_api.webhook_status TO witn_admin, witn_reader;
+GRANT EXECUTE ON FUNCTION witn_api.redeliver(bigint, bigint) TO witn_admin;

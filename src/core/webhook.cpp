@@ -2,6 +2,7 @@
 
 #include "error.hpp"
 
+#include <cmath>
 #include <cstring>
 
 namespace witn {
@@ -190,8 +191,16 @@ std::vector<std::int64_t> parse_retry_schedule(std::string_view text) {
     return waits;
 }
 
+std::int64_t jittered_wait(std::int64_t wait, double unit) {
+    if (!(unit >= 0.0)) unit = 0.0;
+    if (unit >= 1.0) unit = std::nextafter(1.0, 0.0);
+    // The offset from the middle, so that 0.5 gives the wait itself exactly.
+    const double offset = (unit - 0.5) * 0.2 * static_cast<double>(wait);
+    return wait + static_cast<std::int64_t>(std::llround(offset));
+}
+
 AttemptDecision decide_after_attempt(int attempt, bool succeeded, const std::vector<std::int64_t> &schedule,
-                                     std::int64_t now) {
+                                     std::int64_t now, double jitter) {
     AttemptDecision d;
     if (succeeded) {
         d.next = AttemptDecision::Next::Delivered;
@@ -199,8 +208,145 @@ AttemptDecision decide_after_attempt(int attempt, bool succeeded, const std::vec
     }
     if (attempt < 1 || static_cast<std::size_t>(attempt) > schedule.size()) return d; // Failed
     d.next = AttemptDecision::Next::Retry;
-    d.next_attempt_at = now + schedule[static_cast<std::size_t>(attempt) - 1];
+    d.next_attempt_at = now + jittered_wait(schedule[static_cast<std::size_t>(attempt) - 1], jitter);
     return d;
+}
+
+namespace {
+
+constexpr std::string_view kKinds[] = {"outcome_succeed", "outcome_failed", "outcome_reversed", "outcome_credited"};
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (char &c : out)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    return out;
+}
+
+bool host_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
+}
+
+// A host name or an IPv4 address (letters, digits, '-', '.', '_'), or an IPv6 address (hex
+// digits, ':', '.').
+bool valid_host(std::string_view host, bool ipv6) {
+    if (host.empty() || host.size() > 253) return false;
+    for (char c : host) {
+        if (ipv6 ? !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || c == ':' || c == '.') : !host_char(c))
+            return false;
+    }
+    return ipv6 ? host.find(':') != std::string_view::npos : host.front() != '.' && host.front() != '-';
+}
+
+} // namespace
+
+bool is_notification_kind(std::string_view kind) {
+    for (std::string_view k : kKinds)
+        if (k == kind) return true;
+    return false;
+}
+
+bool endpoint_matches(const EndpointFilter &filter, std::string_view customer_key, std::string_view kind) {
+    if (filter.customer_key && *filter.customer_key != customer_key) return false;
+    if (!filter.event_types) return true;
+    for (const std::string &t : *filter.event_types)
+        if (t == kind) return true;
+    return false;
+}
+
+void check_event_types(const std::vector<std::optional<std::string>> &types) {
+    const std::string expected = "one of outcome_succeed, outcome_failed, outcome_reversed, outcome_credited";
+    const std::string hint = "List the notification kinds to deliver, or leave event_types NULL for all of them.";
+    if (types.empty()) fail_validation("event_types", "NULL (every kind) or at least one kind", hint);
+    for (std::size_t i = 0; i < types.size(); ++i) {
+        const std::string path = "event_types[" + std::to_string(i) + "]";
+        if (!types[i] || !is_notification_kind(*types[i])) fail_validation(path, expected, hint);
+        for (std::size_t j = 0; j < i; ++j)
+            if (types[j] == types[i]) fail_validation(path, "a kind not listed before it", hint);
+    }
+}
+
+std::string webhook_url_host(std::string_view url) {
+    const std::string hint = "Give the receiver's address, e.g. https://billing.example.com/witn/webhooks.";
+    if (url.size() > 2048) fail_validation("url", "at most 2048 characters", hint);
+    for (unsigned char c : url)
+        if (c <= ' ' || c == 0x7f) fail_validation("url", "no spaces or control characters (percent-encode them)", hint);
+    const std::string text = lower(url.substr(0, 8));
+    std::size_t start;
+    if (text.rfind("https://", 0) == 0) start = 8;
+    else if (text.rfind("http://", 0) == 0) start = 7;
+    else fail_validation("url", "an http:// or https:// URL", hint);
+    std::string_view authority = url.substr(start);
+    authority = authority.substr(0, authority.find_first_of("/?#"));
+    if (const std::size_t at = authority.rfind('@'); at != std::string_view::npos) authority.remove_prefix(at + 1);
+    std::string host;
+    std::string_view port;
+    bool ipv6 = false;
+    if (!authority.empty() && authority.front() == '[') {
+        const std::size_t close = authority.find(']');
+        if (close == std::string_view::npos) fail_validation("url", "an IPv6 address closed by ]", hint);
+        host = lower(authority.substr(1, close - 1));
+        ipv6 = true;
+        std::string_view rest = authority.substr(close + 1);
+        if (!rest.empty()) {
+            if (rest.front() != ':') fail_validation("url", "a port after the address, as [::1]:8080", hint);
+            port = rest.substr(1);
+        }
+    } else {
+        const std::size_t colon = authority.find(':');
+        host = lower(authority.substr(0, colon));
+        if (colon != std::string_view::npos) port = authority.substr(colon + 1);
+    }
+    if (!valid_host(host, ipv6)) fail_validation("url", "a host name or address after the scheme", hint);
+    if (!port.empty() || authority.find(':') != std::string_view::npos) {
+        if (!ipv6 && port.empty()) fail_validation("url", "a port number after the colon", hint);
+        long value = 0;
+        for (char c : port) {
+            if (c < '0' || c > '9' || port.size() > 5) fail_validation("url", "a port from 1 to 65535", hint);
+            value = value * 10 + (c - '0');
+        }
+        if (!port.empty() && (value < 1 || value > 65535)) fail_validation("url", "a port from 1 to 65535", hint);
+    }
+    return host;
+}
+
+std::vector<std::string> parse_allowed_hosts(std::string_view text) {
+    std::vector<std::string> hosts;
+    std::size_t start = 0;
+    bool only_blank = true;
+    for (char c : text)
+        if (c != ' ') only_blank = false;
+    if (only_blank) return hosts;
+    for (int item = 0;; ++item) {
+        const std::size_t comma = text.find(',', start);
+        std::string_view part = text.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+        while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+        while (!part.empty() && part.back() == ' ') part.remove_suffix(1);
+        std::string host = lower(part);
+        std::string_view name = host;
+        if (name.rfind("*.", 0) == 0) name.remove_prefix(2);
+        const bool ipv6 = name.find(':') != std::string_view::npos;
+        if (!valid_host(name, ipv6))
+            fail_validation("[" + std::to_string(item) + "]", "a host name, an address or *.domain",
+                            "List the hosts webhooks may go to, e.g. 'hooks.example.com,*.example.net,127.0.0.1'.");
+        hosts.push_back(std::move(host));
+        if (comma == std::string_view::npos) break;
+        start = comma + 1;
+    }
+    return hosts;
+}
+
+bool host_allowed(std::string_view host, const std::vector<std::string> &allowed) {
+    if (allowed.empty()) return true;
+    const std::string h = lower(host);
+    for (const std::string &a : allowed) {
+        if (a == h) return true;
+        if (a.rfind("*.", 0) == 0) {
+            const std::string_view suffix = std::string_view(a).substr(1); // ".example.com"
+            if (h.size() > suffix.size() && h.compare(h.size() - suffix.size(), suffix.size(), suffix) == 0) return true;
+        }
+    }
+    return false;
 }
 
 } // namespace witn

@@ -7,6 +7,7 @@
 #include "pg/placement.hpp"
 #include "pg/settings.hpp"
 #include "pg/table_writer.hpp"
+#include "pg/webhooks.hpp"
 #include "pg/values.hpp"
 #include "pg/version.hpp"
 
@@ -243,6 +244,9 @@ WITN_FUNCTION(witn_credit_lines_issue) {
     put_column(note, notes.column("payload"), payload_datum);
     put_column(note, notes.column("credit_id"), notice.credit_id ? id : Datum(0), !notice.credit_id);
     notes.insert(note);
+    WebhookQueue webhooks;
+    webhooks.queue(customer, d.notification_kind, DatumGetInt64(column_value(note, notes.column("id"))));
+    webhooks.finish();
     notes.finish();
     outcomes.finish();
     // On a Citus shard this runs inside the coordinator's distributed transaction, which the node

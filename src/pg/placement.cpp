@@ -171,7 +171,8 @@ void require_node_id_range() {
         return;
     }
     const std::int64_t low = static_cast<std::int64_t>(group) << 48;
-    for (const char *name : {"events", "outcomes", "invoice_lines", "notifications", "settlement_errors", "credit_lines"}) {
+    for (const char *name : {"events", "outcomes", "invoice_lines", "notifications", "settlement_errors", "credit_lines",
+                             "webhook_deliveries"}) {
         const Oid table = witn_own_table(name);
         if (table == InvalidOid) continue;
         const std::int64_t seqmin = pg([&] {

@@ -12,6 +12,7 @@
 #include "pg/settings.hpp"
 #include "pg/statement_rows.hpp"
 #include "pg/table_writer.hpp"
+#include "pg/webhooks.hpp"
 #include "pg/values.hpp"
 #include "pg/version.hpp"
 
@@ -88,7 +89,7 @@ struct LineColumns {
 };
 
 struct NoteColumns {
-    int customer_key, outcome_id, kind, payload;
+    int customer_key, outcome_id, kind, payload, id;
 };
 
 } // namespace
@@ -114,7 +115,8 @@ SettleCounts settle_pass(TimestampTz as_of, std::optional<std::int64_t> limit, s
                         lines.column("resolved_at"), lines.column("billing_period")};
     CustomerBilling billing;
     const NoteColumns n{notes.column("customer_key"), notes.column("outcome_id"), notes.column("kind"),
-                        notes.column("payload")};
+                        notes.column("payload"), notes.column("id")};
+    WebhookQueue webhooks;
 
     const bool each = notify && pg_notify_mode == static_cast<int>(PgNotify::Each);
     // Settles (or re-arms) the outcome at tid, as the core decides on its locked version (which
@@ -191,6 +193,7 @@ SettleCounts settle_pass(TimestampTz as_of, std::optional<std::int64_t> limit, s
             return each ? JsonbToCString(nullptr, &payload->root, VARSIZE(payload)) : nullptr;
         });
         notes.insert(note);
+        webhooks.queue(value(o.customer_key), kind, DatumGetInt64(column_value(note, n.id)));
         if (each) pg([&] { Async_Notify("witn_outcomes", message); });
     };
 
@@ -211,6 +214,7 @@ SettleCounts settle_pass(TimestampTz as_of, std::optional<std::int64_t> limit, s
         pg([&] { Async_Notify("witn_outcomes", wake.c_str()); });
     }
     billing.finish();
+    webhooks.finish();
     notes.finish();
     lines.finish();
     outcomes.finish();

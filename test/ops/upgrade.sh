@@ -160,4 +160,5 @@ upgrade_from 0.2.0
 upgrade_from 0.3.0
 upgrade_from 0.4.0
 upgrade_from 0.5.0
+upgrade_from 0.6.0
 exit $fail
