@@ -26,12 +26,12 @@ namespace {
 
 // GUC check hooks run the core's parsers; a bad value is refused with the core's message.
 template <typename Parse>
-bool check_with(char **value, Parse &&parse) {
+bool check_with(const char *name, char **value, Parse &&parse) {
     try {
         parse(std::string_view(*value ? *value : ""));
         return true;
     } catch (const witn::Error &e) {
-        GUC_check_errmsg("%s", e.what());
+        GUC_check_errmsg("%s: %s", name, e.what());
         if (!e.hint().empty()) GUC_check_errhint("%s", e.hint().c_str());
         return false;
     } catch (...) {
@@ -41,11 +41,11 @@ bool check_with(char **value, Parse &&parse) {
 }
 
 bool check_retry_schedule(char **value, void **, GucSource) {
-    return check_with(value, [](std::string_view v) { witn::parse_retry_schedule(v); });
+    return check_with("witn.webhook_retry_schedule", value, [](std::string_view v) { witn::parse_retry_schedule(v); });
 }
 
 bool check_allowed_hosts(char **value, void **, GucSource) {
-    return check_with(value, [](std::string_view v) { witn::parse_allowed_hosts(v); });
+    return check_with("witn.webhook_allowed_hosts", value, [](std::string_view v) { witn::parse_allowed_hosts(v); });
 }
 
 } // namespace

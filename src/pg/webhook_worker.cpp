@@ -1069,6 +1069,22 @@ void worker_loop() {
     if (http.has_done()) record_all(db, queues, http.take_done());
 }
 
+// An error while aborting ends the worker (FATAL: no handler is set here), which is restarted.
+void abort_transaction() { AbortCurrentTransaction(); }
+
+// The worker's loop; an error because DROP EXTENSION witn removed the tables under it ends the
+// worker quietly.
+void worker_body() {
+    try {
+        worker_loop();
+    } catch (const PgError &) {
+        abort_transaction();
+        Database db;
+        if (!db.extension_version()) return;
+        throw;
+    }
+}
+
 // Runs a worker's body behind the barrier: C++ objects are gone before a PostgreSQL error is
 // raised again (as FATAL: a background worker has no outer handler), so its destructors run.
 void run_behind_barrier(void (*body)()) {
@@ -1132,6 +1148,6 @@ void witn_webhook_worker_main(Datum arg) {
     BackgroundWorkerInitializeConnectionByOid(database, InvalidOid, 0);
     pgstat_report_appname("witn webhook worker");
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) ereport(ERROR, (errmsg("witn: curl_global_init failed")));
-    run_behind_barrier(worker_loop);
+    run_behind_barrier(worker_body);
     proc_exit(0);
 }

@@ -16,6 +16,7 @@ What it answers depends on the path:
   /stats           (GET) {"requests": n, "valid": n, "ids": n distinct}
 
   python3 receiver.py --port 0 --port-file F --log L --secret whsec_... [--secret ...]
+                     [--tls-cert C --tls-key K]   (HTTPS with that certificate)
 """
 import argparse
 import asyncio
@@ -24,6 +25,7 @@ import hashlib
 import hmac
 import json
 import os
+import ssl
 import sys
 import time
 
@@ -131,9 +133,15 @@ async def main():
     p.add_argument("--port-file")
     p.add_argument("--log", required=True)
     p.add_argument("--secret", action="append", default=[])
+    p.add_argument("--tls-cert")
+    p.add_argument("--tls-key")
     a = p.parse_args()
     r = Receiver(a.secret, a.log)
-    server = await asyncio.start_server(r.handle, "127.0.0.1", a.port, backlog=256)
+    context = None
+    if a.tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(a.tls_cert, a.tls_key)
+    server = await asyncio.start_server(r.handle, "127.0.0.1", a.port, backlog=1024, ssl=context)
     port = server.sockets[0].getsockname()[1]
     if a.port_file:
         with open(a.port_file + ".tmp", "w") as f:
