@@ -273,6 +273,11 @@ CREATE FUNCTION @extschema@.webhook_endpoints_before_write() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM @extschema@.webhook_endpoint_check(NEW.url, NEW.secret, NEW.event_types);
+    IF length(NEW.description) > 1000 THEN
+        RAISE EXCEPTION USING ERRCODE = 'WT001',
+            MESSAGE = 'VALIDATION_ERROR: description must be at most 1000 characters',
+            DETAIL = format('at description (%s characters)', length(NEW.description));
+    END IF;
     IF NEW.customer_key IS NOT NULL AND (TG_OP = 'INSERT' OR NEW.customer_key IS DISTINCT FROM OLD.customer_key)
        AND NOT EXISTS (SELECT 1 FROM @extschema@.customers c WHERE c.key = NEW.customer_key) THEN
         RAISE EXCEPTION USING ERRCODE = 'WT002',
@@ -497,6 +502,7 @@ GRANT INSERT (url, secret, event_types, customer_key, enabled, description),
       UPDATE (url, secret, event_types, customer_key, enabled, description)
     ON witn_api.webhook_endpoints TO witn_admin;
 GRANT SELECT ON witn_api.webhook_deliveries, witn_api.webhook_status TO witn_admin, witn_reader;
+GRANT DELETE ON witn_api.webhook_deliveries TO witn_admin;
 GRANT EXECUTE ON FUNCTION witn_api.redeliver(bigint, bigint) TO witn_admin;
 
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.webhook_endpoints', '');

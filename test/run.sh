@@ -15,6 +15,8 @@
 #   concurrency  each test/concurrency/*.sh in its own database, counted per script
 #   cron         each test/cron/*.sh in its own database, counted per script
 #   ops          each test/ops/*.sh (backup and restore, upgrade from every release since 0.1.0) in its own database, counted per script
+#   webhooks     each test/webhooks/*.sh on a cluster of its own with witn preloaded (delivery
+#                worker, receivers on 127.0.0.1, faults, crashes), counted per check
 #   citus        each test/citus/*.sh on a Citus cluster of its own (1 coordinator + 2 workers,
 #                test/citus/cluster.sh), counted per check; skipped (and said so) without Citus
 #   fuzz         make fuzz (libFuzzer with ASan/UBSan), counted as one test
@@ -335,6 +337,34 @@ fi
 if [ -d test/ops ]; then
     section "operations (test/ops/*.sh: backup and restore, upgrade from every release since 0.1.0, one fresh database each)"
     run_shell_suite ops test/ops
+fi
+
+# ---- webhook delivery ---------------------------------------------------------------------------
+# Each script starts a cluster of its own with witn in shared_preload_libraries (the delivery
+# launcher and workers) and receivers on 127.0.0.1 (test/webhooks/lib.sh). Counted per check.
+if [ -d test/webhooks ]; then
+    section "webhook delivery (test/webhooks/*.sh: a cluster each with witn preloaded, receivers on 127.0.0.1)"
+    for f in test/webhooks/*.sh; do
+        name=$(basename "$f" .sh)
+        [ "$name" = lib ] && continue
+        selected "$name" || continue
+        log=$LOGS/webhooks-$name.log
+        t0=$SECONDS
+        # Its own cluster on another port range than the main one.
+        witn_run_bounded 600 "$log" env WITN_PORT_BASE=55432 bash "$f"
+        rc=$?
+        ok=$(grep -cE '^ok ' "$log")
+        bad=$(grep -cE '^not ok ' "$log")
+        if ((rc == 0 && bad == 0)); then
+            printf '    ok     %-28s %d checks  (%ds)\n' "$name" "$ok" $((SECONDS - t0))
+            grep -E '^# ' "$log" | head -n 20 | indent | indent
+        else
+            printf '    FAILED %-28s %d ok, %d not ok, exit %d  (%ds)\n' "$name" "$ok" "$bad" "$rc" $((SECONDS - t0))
+            show_log "$log" 150 | indent
+            failed "webhooks: $name"
+        fi
+        record webhooks "$ok" "$((bad + (rc != 0 && bad == 0)))"
+    done
 fi
 
 # ---- Citus -----------------------------------------------------------------------------------

@@ -41,6 +41,11 @@ CREATE FUNCTION @extschema@.webhook_endpoints_before_write() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM @extschema@.webhook_endpoint_check(NEW.url, NEW.secret, NEW.event_types);
+    IF length(NEW.description) > 1000 THEN
+        RAISE EXCEPTION USING ERRCODE = 'WT001',
+            MESSAGE = 'VALIDATION_ERROR: description must be at most 1000 characters',
+            DETAIL = format('at description (%s characters)', length(NEW.description));
+    END IF;
     IF NEW.customer_key IS NOT NULL AND (TG_OP = 'INSERT' OR NEW.customer_key IS DISTINCT FROM OLD.customer_key)
        AND NOT EXISTS (SELECT 1 FROM @extschema@.customers c WHERE c.key = NEW.customer_key) THEN
         RAISE EXCEPTION USING ERRCODE = 'WT002',

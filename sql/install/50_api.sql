@@ -189,4 +189,5 @@ GRANT INSERT (url, secret, event_types, customer_key, enabled, description),
       UPDATE (url, secret, event_types, customer_key, enabled, description)
     ON witn_api.webhook_endpoints TO witn_admin;
 GRANT SELECT ON witn_api.webhook_deliveries, witn_api.webhook_status TO witn_admin, witn_reader;
+GRANT DELETE ON witn_api.webhook_deliveries TO witn_admin;
 GRANT EXECUTE ON FUNCTION witn_api.redeliver(bigint, bigint) TO witn_admin;

@@ -270,7 +270,7 @@ std::string webhook_url_host(std::string_view url) {
     const std::string hint = "Give the receiver's address, e.g. https://billing.example.com/witn/webhooks.";
     if (url.size() > 2048) fail_validation("url", "at most 2048 characters", hint);
     for (unsigned char c : url)
-        if (c <= ' ' || c == 0x7f) fail_validation("url", "no spaces or control characters (percent-encode them)", hint);
+        if (c <= ' ' || c == 0x7f) fail_validation("url", "a URL without spaces or control characters (percent-encode them)", hint);
     const std::string text = lower(url.substr(0, 8));
     std::size_t start;
     if (text.rfind("https://", 0) == 0) start = 8;
@@ -298,8 +298,9 @@ std::string webhook_url_host(std::string_view url) {
         if (colon != std::string_view::npos) port = authority.substr(colon + 1);
     }
     if (!valid_host(host, ipv6)) fail_validation("url", "a host name or address after the scheme", hint);
-    if (!port.empty() || authority.find(':') != std::string_view::npos) {
-        if (!ipv6 && port.empty()) fail_validation("url", "a port number after the colon", hint);
+    const bool has_colon = ipv6 ? authority.find("]:") != std::string_view::npos : authority.find(':') != std::string_view::npos;
+    if (has_colon) {
+        if (port.empty()) fail_validation("url", "a port number after the colon", hint);
         long value = 0;
         for (char c : port) {
             if (c < '0' || c > '9' || port.size() > 5) fail_validation("url", "a port from 1 to 65535", hint);

@@ -226,9 +226,12 @@ void utility_hook(PlannedStmt *pstmt, const char *query, bool readonly_tree, Pro
 // ---- requests from CREATE EXTENSION (witn.webhook_wake()) ------------------------------------
 
 bool wake_registered = false;
+bool wake_pending = false; // witn.webhook_wake() ran in the current transaction
 
 void wake_at_commit(XactEvent event, void *) {
-    if (event != XACT_EVENT_COMMIT || !shared) return;
+    if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT) wake_pending = false;
+    if (event != XACT_EVENT_COMMIT || !wake_pending || !shared) return;
+    wake_pending = false;
     SpinLockAcquire(&shared->mutex);
     bool listed = false;
     for (int i = 0; i < shared->nrequests; ++i) listed = listed || shared->requests[i] == MyDatabaseId;
@@ -323,7 +326,8 @@ void launcher_loop() {
         }
         const TimestampTz now = GetCurrentTimestamp();
         std::set<Oid> wanted;
-        if (now >= next_scan) {
+        const bool scanned = now >= next_scan;
+        if (scanned) {
             databases = list_databases();
             next_scan = TimestampTzPlusMilliseconds(now, 30000);
             wanted.insert(databases.begin(), databases.end());
@@ -377,8 +381,9 @@ void launcher_loop() {
                               errhint("Raise max_worker_processes (each database with witn needs one, besides the launcher).")));
             }
         }
-        // Databases gone from the catalog are forgotten once their worker stopped.
-        if (!databases.empty()) {
+        // Databases gone from the catalog (as the scan just read it) are forgotten once their
+        // worker stopped.
+        if (scanned) {
             for (auto it = launched.begin(); it != launched.end();) {
                 if (!it->second.handle && std::find(databases.begin(), databases.end(), it->first) == databases.end())
                     it = launched.erase(it);
@@ -422,6 +427,7 @@ bool request_webhook_worker() {
         pg([&] { RegisterXactCallback(wake_at_commit, nullptr); });
         wake_registered = true;
     }
+    wake_pending = true;
     SpinLockAcquire(&shared->mutex);
     const bool running = shared->launcher_pid != 0;
     SpinLockRelease(&shared->mutex);

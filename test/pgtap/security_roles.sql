@@ -3,7 +3,7 @@
 -- each role's forbidden operations failing with 42501.
 BEGIN;
 \ir api_request.psql
-SELECT plan(54);
+SELECT plan(60);
 
 -- ---------------------------------------------------------------------------------------------
 -- The roles.
@@ -99,12 +99,14 @@ SELECT results_eq($$ SELECT * FROM pg_temp.privileges('witn_reader') $$, $$ VALU
     ('witn.customers', 'SELECT'), ('witn.events', 'SELECT'),
     ('witn.invoice_line_details', 'SELECT'), ('witn.invoice_lines', 'SELECT'), ('witn.invoices', 'SELECT'),
     ('witn.notifications', 'SELECT'), ('witn.outcomes', 'SELECT'), ('witn.rate_card_prices', 'SELECT'),
-    ('witn.rate_cards', 'SELECT'), ('witn.settlement_errors', 'SELECT'),
+    ('witn.rate_cards', 'SELECT'), ('witn.settlement_errors', 'SELECT'), ('witn.webhook_deliveries', 'SELECT'),
+    ('witn.webhook_endpoints', 'SELECT(created_at, customer_key, description, enabled, event_types, id, updated_at, url)'),
+    ('witn.webhook_status', 'SELECT'),
     ('witn_api.agents', 'SELECT'), ('witn_api.credit_lines', 'SELECT'), ('witn_api.currencies', 'SELECT'), ('witn_api.customers', 'SELECT'),
     ('witn_api.events', 'SELECT'), ('witn_api.invoice_lines', 'SELECT'), ('witn_api.invoices', 'SELECT'),
     ('witn_api.notifications', 'SELECT'), ('witn_api.outcomes', 'SELECT'), ('witn_api.rate_card_prices', 'SELECT'),
-    ('witn_api.rate_cards', 'SELECT') $$,
-    'witn_reader: reads everything, writes nothing');
+    ('witn_api.rate_cards', 'SELECT'), ('witn_api.webhook_deliveries', 'SELECT'), ('witn_api.webhook_status', 'SELECT') $$,
+    'witn_reader: reads everything but the webhook endpoints'' secrets, writes nothing');
 SELECT results_eq($$ SELECT * FROM pg_temp.privileges('witn_admin') $$, $$ VALUES
     ('witn.agents', 'SELECT INSERT(attribution_method, condition, key, name, reversal_condition, reversal_period, settlement_period) UPDATE(attribution_method, condition, name, reversal_condition, reversal_period, settlement_period) DELETE'),
     ('witn.closed_periods', 'SELECT'), ('witn.credit_lines', 'SELECT'),
@@ -114,15 +116,20 @@ SELECT results_eq($$ SELECT * FROM pg_temp.privileges('witn_admin') $$, $$ VALUE
     ('witn.invoices', 'SELECT'), ('witn.notifications', 'SELECT'), ('witn.outcomes', 'SELECT'),
     ('witn.rate_card_prices', 'SELECT INSERT(agent_key, price_per_unit, rate_card_key) UPDATE(price_per_unit) DELETE'),
     ('witn.rate_cards', 'SELECT INSERT(currency, key, name) UPDATE(currency, name) DELETE'),
-    ('witn.settlement_errors', 'SELECT'),
+    ('witn.settlement_errors', 'SELECT'), ('witn.webhook_deliveries', 'SELECT DELETE'),
+    ('witn.webhook_endpoints', 'SELECT INSERT(customer_key, description, enabled, event_types, secret, url) UPDATE(customer_key, description, enabled, event_types, secret, url) DELETE'),
+    ('witn.webhook_status', 'SELECT'),
     ('witn_api.agents', 'SELECT INSERT(attribution_method, condition, key, name, reversal_condition, reversal_period, settlement_period) UPDATE(attribution_method, condition, name, reversal_condition, reversal_period, settlement_period) DELETE'),
     ('witn_api.credit_lines', 'SELECT'), ('witn_api.currencies', 'SELECT INSERT(code, minor_units)'),
     ('witn_api.customers', 'SELECT INSERT(key, name, rate_card_key, timezone) UPDATE(name, rate_card_key, timezone) DELETE'),
     ('witn_api.events', 'SELECT'), ('witn_api.invoice_lines', 'SELECT'), ('witn_api.invoices', 'SELECT'),
     ('witn_api.notifications', 'SELECT'), ('witn_api.outcomes', 'SELECT'),
     ('witn_api.rate_card_prices', 'SELECT INSERT(agent_key, price_per_unit, rate_card_key) UPDATE(price_per_unit) DELETE'),
-    ('witn_api.rate_cards', 'SELECT INSERT(currency, key, name) UPDATE(currency, name) DELETE') $$,
-    'witn_admin: reads everything, writes the lookup tables but not their keys, adds currencies');
+    ('witn_api.rate_cards', 'SELECT INSERT(currency, key, name) UPDATE(currency, name) DELETE'),
+    ('witn_api.webhook_deliveries', 'SELECT DELETE'),
+    ('witn_api.webhook_endpoints', 'SELECT INSERT(customer_key, description, enabled, event_types, secret, url) UPDATE(customer_key, description, enabled, event_types, secret, url) DELETE'),
+    ('witn_api.webhook_status', 'SELECT') $$,
+    'witn_admin: reads everything, writes the lookup tables but not their keys, adds currencies, registers webhook endpoints (not their ids or timestamps) and deletes old deliveries');
 SELECT set_eq($$ SELECT pg_temp.executable('witn_ingest') $$, ARRAY['witn.current_customer_key()', 'witn.pre_request()'],
               'witn_ingest executes current_customer_key() (its insert policy) and pre_request() (PostgREST on Citus) only');
 SELECT set_eq($$ SELECT pg_temp.executable('witn_customer') $$,
@@ -140,8 +147,9 @@ SELECT set_eq($$ SELECT pg_temp.executable('witn_admin') $$,
                     'witn.close_period(date,text)', 'witn_api.close_period(date,text)',
                     'witn.reverse_outcome(bigint,text)', 'witn_api.reverse_outcome(bigint,text)',
                     'witn.credit_outcome(bigint,numeric,text)', 'witn_api.credit_outcome(bigint,numeric,text)',
-                    'witn_api.explain_outcome(bigint)'],
-              'witn_admin executes the audit functions, closes months and corrects invoices, not settle or the scheduling functions');
+                    'witn_api.explain_outcome(bigint)', 'witn.redeliver(bigint,bigint)', 'witn_api.redeliver(bigint,bigint)',
+                    'witn.webhook_secret()', 'witn.webhook_endpoint_check(text,text,text[])'],
+              'witn_admin executes the audit functions, closes months, corrects invoices, redelivers webhooks and (for its endpoints'' default and trigger) makes and checks secrets, not settle or the scheduling functions');
 
 -- ---------------------------------------------------------------------------------------------
 -- Definer rights, views and row level security.
@@ -151,8 +159,9 @@ SELECT set_eq(
         WHERE p.pronamespace IN ('witn'::regnamespace, 'witn_api'::regnamespace) AND p.prosecdef $$,
     ARRAY['witn.events_apply()', 'witn.settle(timestamp with time zone,integer)',
           'witn.replay(bigint)', 'witn.verify()', 'witn.protect_referenced_keys()', 'witn.close_period(date,text)',
-          'witn.reverse_outcome(bigint,text)', 'witn.credit_outcome(bigint,numeric,text)'],
-    'eight SECURITY DEFINER functions: the events trigger, settle, replay and verify (on Citus they run on every shard''s node as the owner), the referenced-key guard, close_period and the corrections (nobody writes witn.closed_periods or witn.credit_lines directly)');
+          'witn.reverse_outcome(bigint,text)', 'witn.credit_outcome(bigint,numeric,text)',
+          'witn.webhook_endpoints_protect()', 'witn.redeliver(bigint,bigint)'],
+    'ten SECURITY DEFINER functions: the events trigger, settle, replay and verify (on Citus they run on every shard''s node as the owner), the referenced-key guard, close_period, the corrections and redeliver (nobody writes witn.closed_periods, witn.credit_lines or witn.webhook_deliveries directly), and the webhook endpoints'' delete guard (it counts the deliveries on every node''s shards)');
 SELECT is_empty(
     $$ SELECT p.oid::regprocedure FROM pg_proc p
         WHERE p.pronamespace IN ('witn'::regnamespace, 'witn_api'::regnamespace) AND p.prosecdef
@@ -201,6 +210,22 @@ SELECT results_eq(
               ('outcomes', 'customer_own', 'SELECT', '{witn_customer}'),
               ('outcomes', 'staff_read', 'SELECT', '{witn_admin,witn_reader}') $$,
     'the policies: staff read all, a customer its own rows, ingest adds events');
+-- A table with a customer_key but no row level security must be staff-only: settlement_errors
+-- and webhook_deliveries are operations' records (a customer sees its notifications in
+-- witn.notifications), and an endpoint's customer_key is a filter, not whose row it is.
+SELECT results_eq(
+    $$ SELECT c.relname::text COLLATE "default" FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+        WHERE c.relnamespace = 'witn'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relrowsecurity
+          AND a.attname = 'customer_key' AND NOT a.attisdropped ORDER BY 1 $$,
+    $$ VALUES ('settlement_errors'), ('webhook_deliveries'), ('webhook_endpoints') $$,
+    'the tables with a customer_key and no row level security: settlement errors and webhooks');
+SELECT is_empty(
+    $$ SELECT c.oid::regclass, r.rolname FROM pg_class c, pg_roles r
+        WHERE c.relnamespace IN ('witn'::regnamespace, 'witn_api'::regnamespace)
+          AND c.relname IN ('settlement_errors', 'webhook_deliveries', 'webhook_endpoints', 'webhook_status')
+          AND r.rolname IN ('witn_customer', 'witn_ingest')
+          AND (has_table_privilege(r.oid, c.oid, 'SELECT') OR has_any_column_privilege(r.oid, c.oid, 'SELECT')) $$,
+    'and neither witn_customer nor witn_ingest may read them (nor the views over them)');
 
 -- ---------------------------------------------------------------------------------------------
 -- Forbidden operations fail with 42501 (PostgREST: 403), whatever the way in.
@@ -236,6 +261,10 @@ SELECT pg_temp.denied('witn_customer', 'SELECT * FROM witn.verify()');
 SELECT pg_temp.denied('witn_reader', 'INSERT INTO witn.customers (key) VALUES (''r'')');
 SELECT pg_temp.denied('witn_reader', 'UPDATE witn.notifications SET payload = ''{}''');
 SELECT pg_temp.denied('witn_reader', 'SELECT witn.settle()');
+SELECT pg_temp.denied('witn_reader', 'SELECT count(secret) FROM witn.webhook_endpoints');
+SELECT pg_temp.denied('witn_reader', 'SELECT * FROM witn.redeliver(1)');
+SELECT pg_temp.denied('witn_customer', 'SELECT count(*) FROM witn_api.webhook_deliveries');
+SELECT pg_temp.denied('witn_admin', 'UPDATE witn.webhook_deliveries SET status = ''delivered'', next_attempt_at = NULL');
 SELECT pg_temp.denied('witn_admin', 'INSERT INTO witn.events (customer_key, key, action, agent_key) VALUES (''acme'', ''o2'', ''done'', ''support'')');
 SELECT pg_temp.denied('witn_admin', 'UPDATE witn.outcomes SET unit_price = 0');
 SELECT pg_temp.denied('witn_admin', 'DELETE FROM witn.invoice_lines');

@@ -363,7 +363,7 @@ TEST(WebhookUrl, NoSpacesOrControlCharacters) {
         EXPECT_EQ(refused_at([&] { webhook_url_host(bad); }), "at url") << bad;
     EXPECT_EQ(refused_at([] { webhook_url_host(std::string("https://example.com/\0x", 22)); }), "at url");
     EXPECT_EQ(witn::test::validation_message([] { webhook_url_host("https://example.com/a b"); }),
-              "VALIDATION_ERROR: url must be no spaces or control characters (percent-encode them)");
+              "VALIDATION_ERROR: url must be a URL without spaces or control characters (percent-encode them)");
 }
 
 TEST(WebhookUrl, PortsFrom1To65535) {
@@ -372,6 +372,7 @@ TEST(WebhookUrl, PortsFrom1To65535) {
                             "https://example.com:/", "https://example.com:", "https://example.com:8080:9090/",
                             "http://[::1]:0/", "http://[::1]:99999/", "http://[::1]:http/"})
         EXPECT_EQ(refused_at([&] { webhook_url_host(bad); }), "at url") << bad;
+    EXPECT_THROW(webhook_url_host("https://[::1]:/h"), witn::Error); // an empty port, as for a name
 }
 
 TEST(WebhookUrl, AtMost2048Characters) {
