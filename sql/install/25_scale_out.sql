@@ -69,6 +69,32 @@ BEGIN
     END LOOP;
     PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', 'on', true);
 END $do$ $cmd$;
+    webhook_status constant text := $view$
+CREATE OR REPLACE VIEW @extschema@.webhook_status WITH (security_invoker = true) AS
+    SELECT e.id AS endpoint_id, e.url, e.enabled,
+           coalesce(q.pending, 0) AS pending,
+           coalesce(q.due, 0) AS due,
+           coalesce(q.retrying, 0) AS retrying,
+           q.oldest_pending_at,
+           now() - q.oldest_pending_at AS oldest_pending_age,
+           coalesce(q.failed, 0) AS failed,
+           l.last_attempt_at, l.last_response_code, l.last_error,
+           q.last_delivered_at
+      FROM @extschema@.webhook_endpoints e
+      LEFT JOIN (
+          SELECT d.endpoint_id, count(*) FILTER (WHERE d.status = 'pending') AS pending,
+                 count(*) FILTER (WHERE d.status = 'pending' AND d.next_attempt_at <= now()) AS due,
+                 count(*) FILTER (WHERE d.status = 'pending' AND d.attempts > 0) AS retrying,
+                 min(d.created_at) FILTER (WHERE d.status = 'pending') AS oldest_pending_at,
+                 count(*) FILTER (WHERE d.status = 'failed') AS failed,
+                 max(d.delivered_at) AS last_delivered_at
+            FROM @extschema@.webhook_deliveries d GROUP BY d.endpoint_id) q ON q.endpoint_id = e.id
+      LEFT JOIN (
+          SELECT DISTINCT ON (d.endpoint_id) d.endpoint_id, d.last_attempt_at, d.last_response_code, d.last_error
+            FROM @extschema@.webhook_deliveries d
+           WHERE d.status <> 'delivered' AND d.last_attempt_at IS NOT NULL
+           ORDER BY d.endpoint_id, d.last_attempt_at DESC) l ON l.endpoint_id = e.id
+$view$;
     fresh boolean;
     t text;
     c text;
@@ -160,6 +186,12 @@ BEGIN
     -- check for witn_admin, in this database only, lets it write what its grants allow.
     EXECUTE pg_catalog.format('ALTER ROLE witn_admin IN DATABASE %I SET citus.skip_advisory_lock_permission_checks = on',
                               pg_catalog.current_database());
+    -- witn.webhook_status: Citus cannot plan a lateral subquery on the deliveries correlated on
+    -- endpoint_id (not the distribution column); per-endpoint aggregates it can (each shard's
+    -- partial aggregates, merged on the coordinator). The view stays on the coordinator.
+    PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
+    EXECUTE webhook_status;
+    PERFORM set_config('citus.enable_ddl_propagation', 'on', true);
     EXECUTE id_ranges;
     FOR r IN EXECUTE 'SELECT * FROM pg_catalog.run_command_on_workers($1)' USING id_ranges LOOP
         IF NOT r.success THEN

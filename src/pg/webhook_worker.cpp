@@ -610,7 +610,8 @@ public:
                 return spi_rows("SELECT pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL", 0, nullptr, nullptr);
             });
             bool distributed = false;
-            if (strcmp(citus.at(0, 0), "t") == 0) {
+            citus_ = strcmp(citus.at(0, 0), "t") == 0;
+            if (citus_) {
                 const std::string sql = "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = '" + s +
                                         ".webhook_deliveries'::regclass)";
                 TextRows rows = pg([&] { return spi_rows(sql.c_str(), 0, nullptr, nullptr); });
@@ -728,9 +729,12 @@ private:
     MemoryContext memory_;
     std::string schema_ = "witn";
     std::string name_;
+    bool citus_ = false;
 
 public:
     const std::string &name() const { return name_; }
+    // Citus is installed here (its tables may become distributed at any moment).
+    bool citus() const { return citus_; }
 };
 
 // ---- the delivery worker: HTTP ----------------------------------------------------------------
@@ -1002,7 +1006,11 @@ void worker_loop() {
             http.configure();
         }
         TimestampTz now = GetCurrentTimestamp();
-        if (now >= next_queues) {
+        // On a Citus node whose tables are not distributed yet, witn.distribute() may make them
+        // so at any moment, after which only the shards may be read here (a distributed table
+        // is the coordinator's to plan): look again before every fetch.
+        const bool undistributed = db.citus() && !queues.empty() && !queues.front().shard;
+        if (now >= next_queues || (undistributed && now >= next_fetch)) {
             if (!db.extension_version()) break; // DROP EXTENSION witn
             queues = db.queues();
             next_queues = TimestampTzPlusMilliseconds(now, 10000);

@@ -37,10 +37,11 @@ listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$dir'
 max_connections = 200
-shared_preload_libraries = 'citus,pg_cron'
+# witn too: every node's webhook worker delivers the shards it holds.
+shared_preload_libraries = 'citus,pg_cron,witn'
 cron.database_name = 'postgres'
 cron.use_background_workers = on
-max_worker_processes = 30
+max_worker_processes = 40
 citus.node_conninfo = 'sslmode=disable'
 # Citus looks for distributed deadlocks every 2 x deadlock_timeout: found in 0.4 s, not 2 s.
 deadlock_timeout = 200ms
