@@ -40,15 +40,35 @@ if ! witn_build_install >"$BUILD_LOG" 2>&1; then
 fi
 echo "installed into $("$WITN_PG_CONFIG" --sharedir)/extension"
 
-step "starting a throwaway PostgreSQL $WITN_PG_VERSION with pg_cron"
-witn_cluster_start
+step "starting a throwaway PostgreSQL $WITN_PG_VERSION with pg_cron and witn preloaded (webhook delivery)"
+WITN_PRELOAD='pg_cron,witn' witn_cluster_start
+
+# A local receiver for the webhooks (127.0.0.1 only): it checks each signature and logs each.
+WEBHOOK_SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+RECEIVER_DIR=$(mktemp -d "${TMPDIR:-/tmp}/witn-demo-receiver.XXXXXX")
+python3 "$ROOT/test/webhooks/receiver.py" --port-file "$RECEIVER_DIR/port" --log "$RECEIVER_DIR/log" \
+    --secret "$WEBHOOK_SECRET" >"$RECEIVER_DIR/out" 2>&1 &
+RECEIVER_PID=$!
+# shellcheck disable=SC2016 # expanded when the hook runs
+witn_on_exit 'kill "$RECEIVER_PID" 2>/dev/null; rm -rf "$RECEIVER_DIR"'
+for _ in $(seq 100); do [ -s "$RECEIVER_DIR/port" ] && break; sleep 0.05; done
 
 step "creating database witn_demo and CREATE EXTENSION witn CASCADE"
 witn_psql -d postgres -c "CREATE DATABASE witn_demo"
 witn_psql -d witn_demo -c "CREATE EXTENSION witn CASCADE"
 
 step "running examples/demo.sql"
-"$WITN_PG_BIN/psql" -X -v ON_ERROR_STOP=1 -d witn_demo -f examples/demo.sql
+"$WITN_PG_BIN/psql" -X -v ON_ERROR_STOP=1 -d witn_demo -f examples/demo.sql \
+    -v webhook_url="http://127.0.0.1:$(cat "$RECEIVER_DIR/port")/witn" -v webhook_secret="$WEBHOOK_SECRET"
+
+step "what the webhook receiver got"
+python3 - "$RECEIVER_DIR/log" <<'PY'
+import collections, json, sys
+r = [json.loads(line) for line in open(sys.argv[1])]
+kinds = collections.Counter(x["type"] for x in r)
+print(f"{len(r)} POSTs, {sum(x['valid'] for x in r)} with a valid webhook-signature, "
+      f"{len({x['id'] for x in r})} distinct webhook-ids: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
+PY
 
 if ((KEEP)); then
     # Kept only once the demo has run: a failed or interrupted demo removes its cluster.

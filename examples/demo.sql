@@ -41,6 +41,15 @@ SELECT a.key AS agent, witn.describe(a.condition) AS "billable when", a.settleme
   JOIN witn.rate_cards r ON r.key = p.rate_card_key
  ORDER BY a.key;
 
+-- demo.sh passes the address of a local receiver (psql -v webhook_url=...): every notification
+-- below is also delivered there as a signed webhook (docs/webhooks.md).
+\if :{?webhook_url}
+\echo '   A webhook endpoint: every notification is POSTed to it, signed (Standard Webhooks).'
+INSERT INTO witn.webhook_endpoints (url, secret, description)
+VALUES (:'webhook_url', :'webhook_secret', 'the demo''s receiver');
+SELECT id, url, event_types, customer_key, enabled FROM witn.webhook_endpoints;
+\endif
+
 \echo
 \echo '== 2. Events arrive as things happen: plain INSERTs, triggers keep each outcome current'
 INSERT INTO witn.events (key, action, agent_key, customer_key, properties, occurred_at) VALUES
@@ -169,3 +178,21 @@ SELECT * FROM witn.credit_outcome((SELECT id FROM witn.outcomes WHERE key = 'onb
 SELECT condition_name, description, event_count, passes
   FROM witn.explain((SELECT id FROM witn.outcomes WHERE key = 'onboarding-3')) ORDER BY condition_name, leaf;
 SELECT count(*) AS "witn.verify() differences" FROM witn.verify();
+
+\if :{?webhook_url}
+\echo
+\echo '== 9. Webhooks: every notification above was queued for the endpoint in its own transaction;'
+\echo '   the delivery worker POSTs them, signed, outside those transactions (a few seconds).'
+DO $$
+BEGIN
+    FOR i IN 1..100 LOOP
+        EXIT WHEN NOT EXISTS (SELECT 1 FROM witn.webhook_deliveries WHERE status = 'pending');
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END $$;
+SELECT n.kind, d.status, count(*) AS deliveries, max(d.attempts) AS attempts, max(d.last_response_code) AS http
+  FROM witn.webhook_deliveries d
+  JOIN witn.notifications n ON n.customer_key = d.customer_key AND n.id = d.notification_id
+ GROUP BY n.kind, d.status ORDER BY n.kind;
+SELECT endpoint_id, pending, failed, last_delivered_at IS NOT NULL AS delivered_some FROM witn.webhook_status;
+\endif

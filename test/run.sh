@@ -23,6 +23,8 @@
 #   bench        test/bench/run.sh --smoke: every benchmark scenario at 1/100 scale on its own
 #                cluster, with its correctness checks (as root only), counted as one test; and
 #                test/bench/corrections.sh --smoke (credits and reversals against plain SQL);
+#                test/bench/webhooks.sh --smoke (settlement with an endpoint, a backlog's drain,
+#                ingestion while it drains);
 #                test/bench/citus.sh --smoke (Citus against a single node) when Citus is there
 #
 # Environment:
@@ -494,6 +496,17 @@ else
         show_log "$LOGS/bench-corrections.log" 60
         record bench 0 1
         failed "bench: test/bench/corrections.sh --smoke failed"
+    fi
+    # Webhook delivery: settlement with an endpoint, a backlog's drain, ingestion while it drains.
+    if witn_run_bounded 300 "$LOGS/bench-webhooks.log" env WITN_PORT_BASE=55432 bash test/bench/webhooks.sh --smoke; then
+        echo "    webhook benchmark (test/bench/webhooks.sh --smoke): checks passed; smoke figures:"
+        grep -E '^# ' "$LOGS/bench-webhooks.log" | sed 's/^# //' | indent
+        record bench 1 0
+    else
+        echo "    the webhook benchmark smoke run FAILED:"
+        show_log "$LOGS/bench-webhooks.log" 60
+        record bench 0 1
+        failed "bench: test/bench/webhooks.sh --smoke failed"
     fi
     # The Citus benchmark (a cluster of its own against a single node), when Citus is there.
     if ! witn_citus_available; then

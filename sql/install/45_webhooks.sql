@@ -40,7 +40,11 @@ COMMENT ON FUNCTION @extschema@.webhook_endpoint_check(text, text, text[]) IS
 CREATE FUNCTION @extschema@.webhook_endpoints_before_write() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    PERFORM @extschema@.webhook_endpoint_check(NEW.url, NEW.secret, NEW.event_types);
+    -- Checked when written: an endpoint whose host was later taken off witn.webhook_allowed_hosts
+    -- can still be disabled or described.
+    IF TG_OP = 'INSERT' OR (NEW.url, NEW.secret, NEW.event_types) IS DISTINCT FROM (OLD.url, OLD.secret, OLD.event_types) THEN
+        PERFORM @extschema@.webhook_endpoint_check(NEW.url, NEW.secret, NEW.event_types);
+    END IF;
     IF length(NEW.description) > 1000 THEN
         RAISE EXCEPTION USING ERRCODE = 'WT001',
             MESSAGE = 'VALIDATION_ERROR: description must be at most 1000 characters',

@@ -354,6 +354,15 @@ void launcher_loop() {
             // Never served (no witn there): at the next scan, or when asked.
             l.next_start = served ? TimestampTzPlusMilliseconds(now, 5000) : 0;
         }
+        // Slots of databases with no worker (stopped, dropped, held by a statement that is over)
+        // are freed, so that a cluster that makes many databases does not run out of them.
+        SpinLockAcquire(&shared->mutex);
+        for (WorkerSlot &s : shared->slots) {
+            if (s.database == InvalidOid || s.pid != 0 || s.paused_until > now) continue;
+            auto it = launched.find(s.database);
+            if (it == launched.end() || !it->second.handle) s = WorkerSlot{InvalidOid, 0, false, 0};
+        }
+        SpinLockRelease(&shared->mutex);
         for (auto &[database, l] : launched)
             if (!l.handle && l.next_start != 0 && now >= l.next_start) wanted.insert(database);
         for (Oid database : requested) {

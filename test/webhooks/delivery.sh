@@ -168,6 +168,8 @@ q "SELECT pg_reload_conf()" >/dev/null
 sleep 1
 refused=$(psql -X -At -d "$DB" -c "INSERT INTO witn.webhook_endpoints (url) VALUES ('$R/new')" 2>&1)
 check_match "an endpoint on a host not allowed is refused" 'VALIDATION_ERROR: url: host 127.0.0.1 is not in witn.webhook_allowed_hosts' "$refused"
+check "an endpoint whose host is no longer allowed can still be disabled and described" 1 \
+    "$(q "WITH u AS (UPDATE witn.webhook_endpoints SET enabled = false, description = 'paused' WHERE url = '$R/ok?globex' RETURNING 1) SELECT count(*) FROM u")"
 check "an allowed one is accepted" 1 "$(q "WITH i AS (INSERT INTO witn.webhook_endpoints (url, enabled) VALUES ('https://a.example.net/x', false) RETURNING 1) SELECT count(*) FROM i")"
 q "SELECT count(*) FROM witn.redeliver($note)" >/dev/null
 check_match "an existing endpoint whose host is no longer allowed: the attempt says so, nothing is sent" \
