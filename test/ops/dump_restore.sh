@@ -26,6 +26,8 @@ INSERT INTO witn.events (customer_key, key, action, agent_key, properties, idemp
 SELECT c, 't' || g, CASE WHEN g % 4 = 0 THEN 'reopened' ELSE 'replied' END, 'support',
        jsonb_build_object('attribution', g % 3), 'k' || g
   FROM generate_series(1, 200) g, unnest(ARRAY['acme', 'initech']) c;
+-- Webhooks (0.7.0): an endpoint (its secret made by witn) for which every notification is queued.
+INSERT INTO witn.webhook_endpoints (url, description) VALUES ('https://hooks.example.com/witn', 'restore check');
 INSERT INTO witn.events (customer_key, key, action, properties, idempotency_key)
 VALUES ('acme', 't1', 'replied', '{"attribution": 1}', 'k1');   -- a retry: recorded as a duplicate
 SELECT * FROM witn.settle(now() + interval '4 days');
@@ -56,6 +58,8 @@ snapshot() { # the data a restore must preserve, as one hash per table
         UNION ALL SELECT 'prices', md5(string_agg(p::text, '|' ORDER BY p.rate_card_key, p.agent_key)) FROM witn.rate_card_prices p
         UNION ALL SELECT 'currencies', md5(string_agg(c::text, '|' ORDER BY c.code)) FROM witn.currencies c
         UNION ALL SELECT 'credits', md5(string_agg(k::text, '|' ORDER BY k.id)) FROM witn.credit_lines k
+        UNION ALL SELECT 'endpoints', md5(string_agg(w::text, '|' ORDER BY w.id)) FROM witn.webhook_endpoints w
+        UNION ALL SELECT 'deliveries', md5(string_agg(d::text, '|' ORDER BY d.id)) FROM witn.webhook_deliveries d
         UNION ALL SELECT 'closed', md5(string_agg(p::text, '|' ORDER BY p.customer_key, p.period)) FROM witn.closed_periods p
         UNION ALL SELECT 'invoices', md5(string_agg(i::text, '|' ORDER BY i.customer_key, i.currency, i.month)) FROM witn.invoices i) s"
 }
@@ -90,6 +94,9 @@ check "new ids continue after the restored ones" "t" \
     "$(q "$dst" "SELECT max(id) FILTER (WHERE received_at = (SELECT max(received_at) FROM witn.events)) > (SELECT max(id) FROM witn.events WHERE received_at < (SELECT max(received_at) FROM witn.events)) FROM witn.events")"
 check "settlement goes on after the restore" "1" \
     "$(q "$dst" "SELECT failed FROM witn.settle(now() + interval '4 days')")"
+check "the restore holds the endpoint, its secret and its queue; a new notification is queued after them" "true true" \
+    "$(q "$dst" "SELECT ((SELECT secret FROM witn.webhook_endpoints) = '$(q "$src" "SELECT secret FROM witn.webhook_endpoints")')::text
+                 || ' ' || (max(id) = (SELECT d.id FROM witn.webhook_deliveries d JOIN witn.notifications n ON n.customer_key = d.customer_key AND n.id = d.notification_id ORDER BY n.id DESC LIMIT 1))::text FROM witn.webhook_deliveries")"
 check "the restore holds the credits" "3 1 2" \
     "$(q "$dst" "SELECT count(*) || ' ' || count(*) FILTER (WHERE kind = 'adjustment') || ' ' || (SELECT count(*) FROM witn.outcomes WHERE reversed_at IS NOT NULL) FROM witn.credit_lines")"
 check "a restored reversal is not repeated (WT012)" "WT012" \
