@@ -21,6 +21,7 @@ int webhook_timeout_ms = 15000;
 char *webhook_retry_schedule = nullptr;
 char *webhook_allowed_hosts = nullptr;
 int webhook_max_connections = 8;
+bool webhook_delivery = true;
 
 namespace {
 
@@ -84,6 +85,11 @@ void _PG_init(void) {
         "witn.webhook_max_connections", "Connections the delivery worker of a database keeps to each webhook endpoint.",
         "Deliveries to one endpoint are sent in parallel over at most this many kept-alive connections.",
         &witn::pg::webhook_max_connections, 8, 1, 64, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomBoolVariable(
+        "witn.webhook_delivery", "Whether the delivery worker sends webhooks (off: deliveries wait, nothing is sent).",
+        "Set it in postgresql.conf for the whole server, or for one database with ALTER DATABASE ... SET "
+        "witn.webhook_delivery = off (a copy, a staging restore); the worker sees a change within 10 seconds.",
+        &witn::pg::webhook_delivery, true, PGC_SUSET, 0, nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("witn");
     if (process_shared_preload_libraries_in_progress) witn::pg::register_webhook_launcher();
 }

@@ -587,14 +587,26 @@ public:
         std::optional<std::string> version;
         run([&] {
             TextRows rows = pg([&] {
-                return spi_rows("SELECT e.extversion, n.nspname, pg_catalog.current_database() FROM pg_catalog.pg_extension e "
-                                "JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'witn'",
+                // witn.webhook_delivery as ALTER DATABASE set it for this database (read afresh:
+                // the worker's own value is the one of its start).
+                return spi_rows("SELECT e.extversion, n.nspname, pg_catalog.current_database(), "
+                                "       (SELECT pg_catalog.split_part(o, '=', 2) FROM pg_catalog.pg_db_role_setting r, "
+                                "               pg_catalog.unnest(r.setconfig) o "
+                                "         WHERE r.setdatabase = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()) "
+                                "           AND r.setrole = 0 AND o LIKE 'witn.webhook\\_delivery=%' LIMIT 1) "
+                                "  FROM pg_catalog.pg_extension e "
+                                "  JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'witn'",
                                 0, nullptr, nullptr);
             });
             if (rows.nrows == 1) {
                 version = rows.at(0, 0);
                 schema_ = rows.at(0, 1);
                 name_ = rows.at(0, 2);
+                database_delivery_.reset();
+                if (const char *v = rows.at(0, 3)) {
+                    bool on = true;
+                    if (parse_bool(v, &on)) database_delivery_ = on;
+                }
             }
         });
         return version;
@@ -744,6 +756,11 @@ public:
     const std::string &name() const { return name_; }
     // Citus is installed here (its tables may become distributed at any moment).
     bool citus() const { return citus_; }
+    // witn.webhook_delivery for this database: ALTER DATABASE ... SET, else postgresql.conf.
+    bool delivery_on() const { return database_delivery_.value_or(webhook_delivery); }
+
+private:
+    std::optional<bool> database_delivery_;
 };
 
 // ---- the delivery worker: HTTP ----------------------------------------------------------------
@@ -1023,6 +1040,11 @@ void worker_loop() {
             if (!db.extension_version()) break; // DROP EXTENSION witn
             queues = db.queues();
             next_queues = TimestampTzPlusMilliseconds(now, 10000);
+        }
+        // witn.webhook_delivery = off: nothing new is sent (what is in flight finishes).
+        if (!db.delivery_on()) {
+            waiting.clear();
+            next_fetch = TimestampTzPlusMilliseconds(now, 1000);
         }
         // Room: per endpoint, up to four times its connections sent or waiting.
         if (now >= next_fetch && !queues.empty()) {

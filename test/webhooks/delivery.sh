@@ -183,6 +183,18 @@ check "allowed again, the retry delivers it (the disabled endpoint's copy waits)
 bad=$(psql -X -At -d "$DB" -c "ALTER SYSTEM SET witn.webhook_retry_schedule = '5s,soon'" 2>&1)
 check_match "a bad retry schedule is refused, naming the item" 'witn.webhook_retry_schedule: VALIDATION_ERROR: \[1\] must be a whole number' "$bad"
 
+# ---- witn.webhook_delivery = off for one database (a copy, a staging restore) ---------------------------
+q "ALTER DATABASE $DB SET witn.webhook_delivery = off" >/dev/null
+sleep 11
+sent=$(wc -l <"$MAIN_LOG")
+q "SELECT count(*) FROM witn.redeliver($note)" >/dev/null
+sleep 3
+check "ALTER DATABASE ... SET witn.webhook_delivery = off: the worker sends nothing, the delivery waits" "$sent|1" \
+    "$(wc -l <"$MAIN_LOG")|$(q "SELECT count(*) FROM witn.webhook_deliveries d JOIN witn.webhook_endpoints e ON e.id = d.endpoint_id WHERE d.notification_id = $note AND d.status = 'pending' AND e.enabled")"
+q "ALTER DATABASE $DB RESET witn.webhook_delivery" >/dev/null
+check "on again, it is delivered" 0 \
+    "$(wait_for 20 "SELECT count(*) FROM witn.webhook_deliveries d JOIN witn.webhook_endpoints e ON e.id = d.endpoint_id WHERE d.notification_id = $note AND d.status = 'pending' AND e.enabled" 0)"
+
 # ---- databases the worker must leave alone ------------------------------------------------------------
 t0=$(date +%s%N)
 out=$(psql -X -d postgres -c "DROP DATABASE witn_webhooks_new" 2>&1)
