@@ -191,3 +191,33 @@ GRANT INSERT (url, secret, event_types, customer_key, enabled, description),
 GRANT SELECT ON witn_api.webhook_deliveries, witn_api.webhook_status TO witn_admin, witn_reader;
 GRANT DELETE ON witn_api.webhook_deliveries TO witn_admin;
 GRANT EXECUTE ON FUNCTION witn_api.redeliver(bigint, bigint) TO witn_admin;
+
+-- What-if (47_simulate.sql): POST /rpc/simulate and /rpc/simulate_summary (witn_admin).
+CREATE FUNCTION witn_api.simulate(agent_key text, opened_from timestamptz, opened_to timestamptz,
+    condition @extschema@.condition DEFAULT NULL, settlement_period interval DEFAULT NULL,
+    attribution_method text DEFAULT NULL, price_per_unit numeric DEFAULT NULL)
+    RETURNS TABLE (outcome_id bigint, customer_key text, key text, status text, simulated_status text,
+                   amount numeric, simulated_amount numeric, currency text)
+    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT * FROM @extschema@.simulate($1, $2, $3, $4, $5, $6, $7)
+$$;
+COMMENT ON FUNCTION witn_api.simulate(text, timestamptz, timestamptz, @extschema@.condition, interval, text, numeric) IS
+    'POST /rpc/simulate {"agent_key": "support", "opened_from": "2026-11-01T00:00:00Z", "opened_to": "2026-12-01T00:00:00Z", "condition": [...]}: each outcome''s status and amount, and what they would be under the draft terms (NULL: its own). witn_admin only.';
+CREATE FUNCTION witn_api.simulate_summary(agent_key text, opened_from timestamptz, opened_to timestamptz,
+    condition @extschema@.condition DEFAULT NULL, settlement_period interval DEFAULT NULL,
+    attribution_method text DEFAULT NULL, price_per_unit numeric DEFAULT NULL)
+    RETURNS TABLE (customer_key text, currency text, outcomes bigint, changed bigint, confirmed bigint,
+                   simulated_confirmed bigint, amount numeric, simulated_amount numeric, difference numeric)
+    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT * FROM @extschema@.simulate_summary($1, $2, $3, $4, $5, $6, $7)
+$$;
+COMMENT ON FUNCTION witn_api.simulate_summary(text, timestamptz, timestamptz, @extschema@.condition, interval, text, numeric) IS
+    'POST /rpc/simulate_summary (the arguments of /rpc/simulate): totals per customer and currency. witn_admin only.';
+REVOKE EXECUTE ON FUNCTION
+    witn_api.simulate(text, timestamptz, timestamptz, @extschema@.condition, interval, text, numeric),
+    witn_api.simulate_summary(text, timestamptz, timestamptz, @extschema@.condition, interval, text, numeric)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    witn_api.simulate(text, timestamptz, timestamptz, @extschema@.condition, interval, text, numeric),
+    witn_api.simulate_summary(text, timestamptz, timestamptz, @extschema@.condition, interval, text, numeric)
+    TO witn_admin;

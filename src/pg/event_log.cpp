@@ -13,8 +13,8 @@ extern "C" {
 namespace witn::pg {
 
 EventLog::EventLog(Datum customer_key, Datum key, IndexReader::Snapshot snapshot,
-                   const std::vector<std::int64_t> *skip)
-    : customer_key_(customer_key), key_(key), snapshot_(snapshot), skip_(skip) {}
+                   const std::vector<std::int64_t> *skip, bool with_late)
+    : customer_key_(customer_key), key_(key), snapshot_(snapshot), skip_(skip), with_late_(with_late) {}
 
 const witn::Event *EventLog::next() {
     if (!reader_) {
@@ -33,7 +33,7 @@ const witn::Event *EventLog::next() {
     }
     while (TupleTableSlot *e = reader_->next()) {
         const std::int64_t id = DatumGetInt64(column_value(e, id_));
-        if (DatumGetBool(column_value(e, late_)) || !column_null(e, duplicate_)) continue;
+        if ((!with_late_ && DatumGetBool(column_value(e, late_))) || !column_null(e, duplicate_)) continue;
         if (skip_ && std::find(skip_->begin(), skip_->end(), id) != skip_->end()) continue;
         Jsonb *properties = pg([&] { return DatumGetJsonbP(column_value(e, properties_)); });
         event_ = event_from_properties(text_value(column_value(e, action_)), &properties->root,
