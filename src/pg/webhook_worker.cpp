@@ -1065,8 +1065,9 @@ void worker_loop() {
                         room.push_back(want);
                     }
                 }
+                // Every endpoint has all it can take (none at all: nothing to fetch).
                 if (ids.empty()) {
-                    full = true;
+                    full = !endpoints.empty();
                     break;
                 }
                 std::vector<std::int64_t> skip(busy[qi].begin(), busy[qi].end());
