@@ -30,8 +30,9 @@ BEGIN
         RETURN QUERY SELECT * FROM @extschema@.simulate_on(NULL, $1, $2, $3, $4, $5, $6, $7) s ORDER BY s.outcome_id;
         RETURN;
     END IF;
-    -- The draft is checked here first, so that a bad one is the same error as on one node.
-    PERFORM 1 FROM @extschema@.simulate_on(NULL, $1, $2, $3, $4, $5, $6, $7) LIMIT 0;
+    -- The draft is checked here first (on the coordinator's empty table), so that a bad one is
+    -- the same error as on one node.
+    PERFORM count(*) FROM @extschema@.simulate_on(NULL, $1, $2, $3, $4, $5, $6, $7);
     RETURN QUERY
         SELECT (v ->> 'outcome_id')::bigint, v ->> 'customer_key', v ->> 'key', v ->> 'status',
                v ->> 'simulated_status', (v ->> 'amount')::numeric, (v ->> 'simulated_amount')::numeric,

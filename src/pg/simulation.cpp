@@ -19,6 +19,7 @@ extern "C" {
 #include "executor/tuptable.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/numeric.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -110,8 +111,10 @@ WITN_FUNCTION(witn_simulate) {
 
             std::optional<Datum> amount;
             if (TupleTableSlot *line = lines.find({customer_key, Int64GetDatum(id)})) {
-                if (!column_null(line, line_amount)) amount = column_value(line, line_amount);
+                if (!column_null(line, line_amount)) amount = pg([&] { return datumCopy(column_value(line, line_amount), false, -1); });
             }
+            // The walk lives in this outcome's memory, reset after it.
+            lines.end_walk();
             Datum values[8] = {Int64GetDatum(id), customer_key, key, text_datum(witn::status_name(stored.state.status)),
                                text_datum(witn::status_name(sim.status)), amount.value_or(Datum(0)),
                                sim.amount ? numeric_datum(*sim.amount) : Datum(0), column_value(slot, c.currency)};

@@ -43,10 +43,9 @@ sql "INSERT INTO witn.rate_cards (key, currency) VALUES ('usd', 'USD'), ('eur', 
      INSERT INTO witn.agents (key, condition, settlement_period, attribution_method) VALUES
          ('support', '[{\"fact\": \"agent_replied\", \"operator\": \"seen\"},
                        {\"fact\": \"reopened\", \"operator\": \"not seen\"},
-                       {\"fact\": \"csat\", \"operator\": \"not lte\", \"value\": 3}]', '1 second', 'sum'),
-         ('other', '[]', '72 hours', 'last');
+                       {\"fact\": \"csat\", \"operator\": \"not lte\", \"value\": 3}]', '1 second', 'sum');
      INSERT INTO witn.rate_card_prices VALUES
-         ('usd', 'support', 2.50), ('eur', 'support', 2.25), ('usd', 'other', 1), ('eur', 'other', 1);" >/dev/null
+         ('usd', 'support', 2.50), ('eur', 'support', 2.25);" >/dev/null
 # Outcomes FIRST..LAST, five events each, interleaved as a day's traffic is (every outcome's first
 # event, then every second one, ...), so that an outcome's log is spread over the table.
 history() { # FIRST LAST
@@ -92,9 +91,8 @@ replayed=$(sql "SELECT count(*) FROM witn.events e WHERE EXISTS (
                   SELECT 1 FROM witn.outcomes o WHERE o.customer_key = e.customer_key AND o.key = e.key AND o.agent_key = 'support')")
 draft="'[{\"fact\": \"agent_replied\", \"operator\": \"seen\"}, {\"fact\": \"reopened\", \"operator\": \"not seen\"},
          {\"fact\": \"csat\", \"operator\": \"not lte\", \"value\": 4}]'"
-# What simulate must leave as it is (the INSERT alongside, in 2, writes only outcomes of "other").
-writes() { sql "SELECT (SELECT count(*) FROM witn.events WHERE key NOT LIKE 'alongside-%') || ' ' || (SELECT count(*) FROM witn.notifications)
-                || ' ' || (SELECT count(*) FROM witn.invoice_lines) || ' ' || (SELECT max(xmin::text::bigint) FROM witn.outcomes WHERE agent_key = 'support')"; }
+writes() { sql "SELECT (SELECT count(*) FROM witn.events) || ' ' || (SELECT count(*) FROM witn.notifications) || ' '
+                || (SELECT count(*) FROM witn.invoice_lines) || ' ' || (SELECT max(xmin::text::bigint) FROM witn.outcomes)"; }
 before=$(writes)
 
 # ---- measuring one query in a session of its own ------------------------------------------------
@@ -104,7 +102,8 @@ work=$(mktemp -d); chmod 755 "$work"; witn_on_exit "rm -rf '$work'"
 measured() {
     local name=$1 query=$2 pid="" peak=0 rss psql_pid
     cat >"$work/$name.sql" <<EOF
-SELECT pg_sleep(0.3);
+SELECT pg_sleep(0.3) \gset
+SELECT count(*) AS warm FROM witn.simulate('support', 'infinity', 'infinity') \gset
 SELECT substring(pg_read_file('/proc/self/status') FROM 'VmHWM:\s+(\d+)') AS hwm0, clock_timestamp() AS t0 \gset
 $query \g $work/$name.row
 SELECT extract(epoch FROM clock_timestamp() - :'t0') AS secs, substring(pg_read_file('/proc/self/status') FROM 'VmHWM:\s+(\d+)') AS hwm1 \gset
@@ -145,24 +144,18 @@ check "with all terms NULL, every resolved outcome's simulated status and amount
 check "with all terms NULL, the outcomes not due yet stay OPEN or PENDING as they are" 0 "$open_differ"
 check "with all terms NULL, the simulated amounts are the invoice lines" "$(sql "SELECT count(*) || ' ' || sum(amount) FROM witn.invoice_lines")" "$billed"
 
-# ---- 2. a draft condition, with an INSERT of another agent's events alongside ---------------------------
+# ---- 2. a draft condition -------------------------------------------------------------------------------
 totals="count(*) AS outcomes,
         count(*) FILTER (WHERE status IS DISTINCT FROM simulated_status OR amount IS DISTINCT FROM simulated_amount) AS changed,
         count(*) FILTER (WHERE status = 'CONFIRMED') AS confirmed, count(*) FILTER (WHERE simulated_status = 'CONFIRMED') AS simulated_confirmed,
         coalesce(sum(amount), 0) AS amount, coalesce(sum(simulated_amount), 0) AS simulated_amount"
-{ sleep 0.5; t_ins=$(date +%s.%N)
-  sql "INSERT INTO witn.events (customer_key, key, action, agent_key)
-       SELECT (ARRAY['acme', 'globex'])[g % 2 + 1], 'alongside-' || g, 'done', 'other' FROM generate_series(1, 1000) g" >/dev/null
-  awk "BEGIN { printf \"%.0f\", ($(date +%s.%N) - $t_ins) * 1000 }" >"$work/alongside.ms"; } &
-ingest_pid=$!
 draft_m=$(measured draft "SELECT string_agg(concat_ws(':', customer_key, currency, outcomes, changed, confirmed, simulated_confirmed,
                                                amount, simulated_amount, simulated_amount - amount), ' ' ORDER BY customer_key, currency),
                                      sum(changed)
    FROM (SELECT customer_key, currency, $totals FROM witn.simulate($range, $draft) GROUP BY 1, 2) t")
-wait "$ingest_pid"
 report "simulate, draft condition (csat above 4)" "$replayed" "$draft_m"
 IFS='|' read -r rows changed <"$work/draft.row"
-echo "draft: $changed of $outcomes outcomes change; an INSERT of 1,000 events of another agent took $(cat "$work/alongside.ms") ms meanwhile"
+echo "draft: $changed of $outcomes outcomes change"
 
 # ---- 3. the summary of the same draft ------------------------------------------------------------------
 summary_m=$(measured summary "SELECT string_agg(concat_ws(':', customer_key, currency, outcomes, changed, confirmed, simulated_confirmed,
@@ -179,4 +172,18 @@ fifth_m=$(measured fifth "SELECT count(*) FROM witn.simulate($fifth)")
 report "simulate, a fifth of the range, all terms NULL" "$fifth_events" "$fifth_m"
 check "a fifth of the range is a fifth of the settled outcomes" "$slice" "$(cat "$work/fifth.row")"
 check "simulate writes nothing" "$before" "$(writes)"
+
+# ---- 5. locks: an open transaction that ran simulate blocks neither ingestion nor settlement ----------
+"$WITN_PG_BIN/psql" -X -qAt -v ON_ERROR_STOP=1 -c "SET application_name = 'bench_simulate_open'" -c "BEGIN" \
+    -c "SELECT count(*) FROM witn.simulate($range)" -c "SELECT pg_sleep(3)" -c "COMMIT" >/dev/null &
+open_pid=$!
+for ((i = 0; i < 600; i++)); do
+    [ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'bench_simulate_open' AND query LIKE 'SELECT pg_sleep%'")" = 1 ] && break
+    sleep 0.05
+done
+check "with a transaction that ran simulate still open, an event is applied and settlement runs (lock_timeout 1s)" "1 0" \
+    "$("$WITN_PG_BIN/psql" -X -qAt -v ON_ERROR_STOP=1 -c "SET lock_timeout = '1s'" \
+        -c "INSERT INTO witn.events (customer_key, key, action) SELECT customer_key, key, 'agent_replied' FROM witn.outcomes WHERE key = 't$OUTCOMES'" \
+        -c "SELECT accepted_events - 5 || ' ' || (SELECT errors FROM witn.settle()) FROM witn.outcomes WHERE key = 't$OUTCOMES'" 2>&1)"
+wait "$open_pid"
 exit $fail

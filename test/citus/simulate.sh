@@ -23,7 +23,9 @@ q "INSERT INTO witn.events (customer_key, key, action, properties, occurred_at)
      FROM generate_series(1, 10) c, generate_series(1, 12) g" >/dev/null
 q "SELECT * FROM witn.settle()" >/dev/null
 range="'support', now() - interval '1 day', now() + interval '1 day'"
-fingerprint() { q "SELECT md5(string_agg(o::text, '|' ORDER BY o.id)) || (SELECT count(*) FROM witn.events) || (SELECT count(*) FROM witn.invoice_lines) FROM witn.outcomes o"; }
+fingerprint() {
+    echo "$(q "SELECT md5(string_agg(o::text, '|' ORDER BY o.id)) FROM witn.outcomes o") $(q "SELECT count(*) FROM witn.events") $(q "SELECT count(*) FROM witn.invoice_lines")"
+}
 before=$(fingerprint)
 
 check "every outcome is simulated, from both workers" "120" "$(q "SELECT count(*) FROM witn.simulate($range)")"
