@@ -75,6 +75,22 @@ BEGIN
     END LOOP;
 END $$;
 
+CREATE OR REPLACE FUNCTION @extschema@.on_every_shard(command text) RETURNS SETOF text
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+BEGIN
+    PERFORM @extschema@.require_own_transaction('witn.replay(), witn.verify() or witn.simulate()');
+    FOR r IN SELECT * FROM run_command_on_shards('@extschema@.outcomes', command) LOOP
+        IF NOT r.success THEN
+            RAISE EXCEPTION USING ERRCODE = '58000',
+                MESSAGE = format('witn: shard %s of witn.outcomes did not answer: %s', r.shardid, r.result),
+                HINT = 'Check that every Citus node is up (SELECT * FROM citus_check_cluster_node_health()).';
+        END IF;
+        RETURN NEXT r.result;
+    END LOOP;
+END $$;
+
 -- witn.distribute() makes the endpoints a reference table and the deliveries distributed.
 CREATE OR REPLACE FUNCTION @extschema@.distribute()
     RETURNS TABLE (table_name regclass, distribution text)

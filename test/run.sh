@@ -25,6 +25,8 @@
 #                test/bench/corrections.sh --smoke (credits and reversals against plain SQL);
 #                test/bench/webhooks.sh --smoke (settlement with an endpoint, a backlog's drain,
 #                ingestion while it drains);
+#                test/bench/simulate.sh --smoke (what-if over a settled history: events replayed
+#                per second, memory, NULL terms reproduce what happened);
 #                test/bench/citus.sh --smoke (Citus against a single node) when Citus is there
 #
 # Environment:
@@ -507,6 +509,17 @@ else
         show_log "$LOGS/bench-webhooks.log" 60
         record bench 0 1
         failed "bench: test/bench/webhooks.sh --smoke failed"
+    fi
+    # What-if: witn.simulate and simulate_summary over a settled history.
+    if witn_run_bounded 300 "$LOGS/bench-simulate.log" bash test/bench/simulate.sh --smoke; then
+        echo "    what-if benchmark (test/bench/simulate.sh --smoke): checks passed; smoke figures:"
+        grep -E '^(history|simulate|draft)' "$LOGS/bench-simulate.log" | indent
+        record bench 1 0
+    else
+        echo "    the what-if benchmark smoke run FAILED:"
+        show_log "$LOGS/bench-simulate.log" 60
+        record bench 0 1
+        failed "bench: test/bench/simulate.sh --smoke failed"
     fi
     # The Citus benchmark (a cluster of its own against a single node), when Citus is there.
     if ! witn_citus_available; then

@@ -114,7 +114,7 @@ CREATE FUNCTION @extschema@.on_every_shard(command text) RETURNS SETOF text
 DECLARE
     r record;
 BEGIN
-    PERFORM @extschema@.require_own_transaction('witn.replay() or witn.verify()');
+    PERFORM @extschema@.require_own_transaction('witn.replay(), witn.verify() or witn.simulate()');
     FOR r IN SELECT * FROM run_command_on_shards('@extschema@.outcomes', command) LOOP
         IF NOT r.success THEN
             RAISE EXCEPTION USING ERRCODE = '58000',

@@ -38,11 +38,8 @@ witn::DraftTerms draft_of(FunctionCallInfo fcinfo) {
     witn::DraftTerms d;
     if (!PG_ARGISNULL(4)) d.condition = cached_condition(text_value(PG_GETARG_DATUM(4)));
     if (!PG_ARGISNULL(5)) {
-        const Interval *i = pg([&] { return PG_GETARG_INTERVAL_P(5); });
-        if (i->month != 0)
-            witn::fail_validation("settlement_period", "an interval of days, hours, minutes or seconds (no months)",
-                                  "Give the window as an interval, e.g. '72 hours', or NULL for each outcome's own.");
-        d.settlement_period = interval_micros(i);
+        // Months count as 30 days, as for an agent's settlement_period.
+        d.settlement_period = interval_micros(pg([&] { return PG_GETARG_INTERVAL_P(5); }));
     }
     if (!PG_ARGISNULL(6)) {
         const std::string name = text_value(PG_GETARG_DATUM(6));
@@ -90,7 +87,6 @@ WITN_FUNCTION(witn_simulate) {
     Snapshot snapshot = pg([&] { return RegisterSnapshot(GetActiveSnapshot()); });
     TableScanDesc scan = pg([&] { return table_beginscan(rel, snapshot, 0, nullptr); });
     TupleTableSlot *slot = pg([&] { return table_slot_create(rel, nullptr); });
-    const Datum agent_datum = text_datum(agent);
     ItemMemory per_outcome("witn simulate outcome");
     while (pg([&] { return table_scan_getnextslot(scan, ForwardScanDirection, slot); })) {
         pg([&] { slot_getallattrs(slot); });
@@ -130,6 +126,5 @@ WITN_FUNCTION(witn_simulate) {
         UnregisterSnapshot(snapshot);
         table_close(rel, AccessShareLock);
     });
-    (void)agent_datum;
     return PointerGetDatum(nullptr);
 }

@@ -148,8 +148,12 @@ SELECT set_eq($$ SELECT pg_temp.executable('witn_admin') $$,
                     'witn.reverse_outcome(bigint,text)', 'witn_api.reverse_outcome(bigint,text)',
                     'witn.credit_outcome(bigint,numeric,text)', 'witn_api.credit_outcome(bigint,numeric,text)',
                     'witn_api.explain_outcome(bigint)', 'witn.redeliver(bigint,bigint)', 'witn_api.redeliver(bigint,bigint)',
-                    'witn.webhook_secret()', 'witn.webhook_endpoint_check(text,text,text[])'],
-              'witn_admin executes the audit functions, closes months, corrects invoices, redelivers webhooks and (for its endpoints'' default and trigger) makes and checks secrets, not settle or the scheduling functions');
+                    'witn.webhook_secret()', 'witn.webhook_endpoint_check(text,text,text[])',
+                    'witn.simulate(text,timestamp with time zone,timestamp with time zone,witn.condition,interval,text,numeric)',
+                    'witn.simulate_summary(text,timestamp with time zone,timestamp with time zone,witn.condition,interval,text,numeric)',
+                    'witn_api.simulate(text,timestamp with time zone,timestamp with time zone,witn.condition,interval,text,numeric)',
+                    'witn_api.simulate_summary(text,timestamp with time zone,timestamp with time zone,witn.condition,interval,text,numeric)'],
+              'witn_admin executes the audit functions, closes months, corrects invoices, redelivers webhooks, simulates draft terms and (for its endpoints'' default and trigger) makes and checks secrets, not settle or the scheduling functions');
 
 -- ---------------------------------------------------------------------------------------------
 -- Definer rights, views and row level security.
@@ -160,8 +164,9 @@ SELECT set_eq(
     ARRAY['witn.events_apply()', 'witn.settle(timestamp with time zone,integer)',
           'witn.replay(bigint)', 'witn.verify()', 'witn.protect_referenced_keys()', 'witn.close_period(date,text)',
           'witn.reverse_outcome(bigint,text)', 'witn.credit_outcome(bigint,numeric,text)',
-          'witn.webhook_endpoints_protect()', 'witn.redeliver(bigint,bigint)'],
-    'ten SECURITY DEFINER functions: the events trigger, settle, replay and verify (on Citus they run on every shard''s node as the owner), the referenced-key guard, close_period, the corrections and redeliver (nobody writes witn.closed_periods, witn.credit_lines or witn.webhook_deliveries directly), and the webhook endpoints'' delete guard (it counts the deliveries on every node''s shards)');
+          'witn.webhook_endpoints_protect()', 'witn.redeliver(bigint,bigint)',
+          'witn.simulate(text,timestamp with time zone,timestamp with time zone,witn.condition,interval,text,numeric)'],
+    'eleven SECURITY DEFINER functions: the events trigger, settle, replay, verify and simulate (on Citus they run on every shard''s node as the owner), the referenced-key guard, close_period, the corrections and redeliver (nobody writes witn.closed_periods, witn.credit_lines or witn.webhook_deliveries directly), and the webhook endpoints'' delete guard (it counts the deliveries on every node''s shards)');
 SELECT is_empty(
     $$ SELECT p.oid::regprocedure FROM pg_proc p
         WHERE p.pronamespace IN ('witn'::regnamespace, 'witn_api'::regnamespace) AND p.prosecdef

@@ -8,11 +8,11 @@
 --
 -- History is made here in one transaction, where every event arrives at its start (now()). An
 -- event of an outcome whose timer has run out arrives late, so an outcome settled before now
--- could take only its first event. pg_temp.play therefore writes each event through the live
--- path with the outcome's timer parked in the future, sets its received_at to when it arrived,
--- and then sets the timer to what it was when the next event arrived; the events that arrived
--- once the outcome was due go in after that, late as on the live path. witn.verify() checks
--- that every outcome so made is what its log gives.
+-- could take only its first event. pg_temp.play (as a superuser) therefore writes the events
+-- that arrived before the outcome was due through the live path with its timer parked in the
+-- future, sets each one's received_at to when it arrived, then sets the timer to what the live
+-- path made of those events; the events that arrived once it was due go in after that, late as
+-- on the live path. witn.verify() checks that every outcome so made is what its log gives.
 BEGIN;
 \ir api_request.psql
 SELECT plan(124);
@@ -409,8 +409,11 @@ SELECT is(split_part(pg_temp.terms_error(period => '180 days 00:00:01'), ' / ', 
           split_part(pg_temp.error_of('UPDATE witn.agents SET settlement_period = ''180 days 00:00:01'' WHERE key = ''support'''), ' / ', 1),
           'the same message as the agents''');
 SELECT is(pg_temp.terms_error(period => '180 days'), 'no error', 'settlement_period 180 days is accepted');
-SELECT alike(pg_temp.terms_error(period => p), 'WT001 VALIDATION_ERROR: settlement_period must be %no months%', 'settlement_period ' || p || ' (months) is refused')
-  FROM unnest(ARRAY['1 month'::interval, '1 mon -29 days', '1 year']) p;
+-- Months count as 30 days, as for agents.
+SELECT is(pg_temp.terms_error(period => p), 'no error', 'settlement_period ' || p || ' is accepted, as an agent''s is')
+  FROM unnest(ARRAY['1 month'::interval, '1 mon -29 days']) p;
+SELECT is(split_part(pg_temp.terms_error(period => '1 year'), ' / ', 1), 'WT001 VALIDATION_ERROR: settlement_period must be more than 0 and at most 180 days',
+          'settlement_period 1 year (360 days) is refused');
 SELECT is(split_part(pg_temp.terms_error(method => 'median'), ' / ', 1),
           split_part(pg_temp.error_of('UPDATE witn.agents SET attribution_method = ''median'' WHERE key = ''support'''), ' / ', 1),
           'an unknown attribution_method is refused as the agents refuse it');
@@ -436,7 +439,7 @@ SELECT alike(pg_temp.error_of('SELECT * FROM witn.simulate_summary(''nobody'', n
 -- Six agents, one per attribution method, each with a twin that differs in condition, settlement
 -- period and attribution method and is priced 3.75 everywhere. Every history is played for the
 -- agent and for its twin (key '<key>~'), each under its own window: which events arrive late
--- differs. Three batches, settled as of 25 days ago, 7 days ago and 12 hours ago, then now.
+-- differs. Three batches, settled as of 25 days ago, 7 days ago and 2 days ago, then now.
 SELECT setseed(0.2212);
 INSERT INTO witn.rate_cards (key, currency) VALUES ('rnd_usd', 'USD'), ('rnd_eur', 'EUR'), ('rnd_jpy', 'JPY');
 INSERT INTO witn.customers (key, rate_card_key) VALUES
@@ -466,10 +469,10 @@ SELECT r, t.twin, 3.75 FROM unnest(ARRAY['rnd_usd', 'rnd_eur', 'rnd_jpy']) r, tw
 CREATE FUNCTION pg_temp.pick(choices text[]) RETURNS text LANGUAGE sql VOLATILE AS $$
     SELECT choices[1 + floor(random() * array_length(choices, 1))::int]
 $$;
--- A random history: 1 to 7 events, hours to two days apart (sometimes back-dated a little),
--- most received within two hours of occurring, some up to four days later; some with an
--- idempotency key and a retry of it; now and then an explicit settles_at. Nothing is received
--- after now.
+-- A random history: 1 to 7 events, mostly hours apart, some up to two days, a tenth back-dated
+-- up to six hours; most received within two hours of occurring, some up to four days later;
+-- some with an idempotency key and a retry of it; now and then an explicit settles_at. Nothing
+-- is received after now.
 CREATE FUNCTION pg_temp.random_history() RETURNS jsonb LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     occurred interval := CASE WHEN random() < 0.2 THEN random() * interval '2 days' ELSE interval '2 days' + random() * interval '43 days' END;
@@ -478,10 +481,13 @@ DECLARE
     e jsonb;
     action text;
     properties jsonb;
+    r double precision;
 BEGIN
     FOR i IN 1 .. 1 + floor(random() * 7)::int LOOP
         IF i > 1 THEN
-            occurred := occurred - (random() * 1.15 - 0.15) * interval '40 hours';
+            r := random();
+            occurred := occurred - CASE WHEN r < 0.1 THEN -random() * interval '6 hours'
+                                        WHEN r < 0.7 THEN random() * interval '8 hours' ELSE random() * interval '40 hours' END;
         END IF;
         received := least(received, occurred - CASE WHEN random() < 0.85 THEN random() * interval '2 hours' ELSE random() * interval '4 days' END);
         EXIT WHEN received < interval '0';
@@ -526,7 +532,7 @@ BEGIN
             PERFORM pg_temp.play(h.customer, 'h' || h.n, h.agent, h.events);
             PERFORM pg_temp.play(h.customer, 'h' || h.n || '~', (SELECT twin FROM twins WHERE agent = h.agent), h.events);
         END LOOP;
-        PERFORM witn.settle(now() - (ARRAY[interval '25 days', interval '7 days', interval '12 hours'])[b]);
+        PERFORM witn.settle(now() - (ARRAY[interval '25 days', interval '7 days', interval '2 days'])[b]);
     END LOOP;
 END $$;
 
