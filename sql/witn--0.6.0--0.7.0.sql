@@ -449,8 +449,10 @@ BEGIN
         END IF;
         found_one := true;
         UPDATE @extschema@.webhook_deliveries d SET next_attempt_at = now()
-         WHERE d.customer_key = note.customer_key AND d.notification_id = $1 AND d.endpoint_id = e.id
-           AND d.status = 'pending'
+         WHERE d.customer_key = note.customer_key
+           AND d.id = (SELECT min(p.id) FROM @extschema@.webhook_deliveries p
+                        WHERE p.customer_key = note.customer_key AND p.notification_id = $1
+                          AND p.endpoint_id = e.id AND p.status = 'pending')
         RETURNING * INTO queued;
         IF NOT FOUND THEN
             INSERT INTO @extschema@.webhook_deliveries (customer_key, notification_id, endpoint_id)
@@ -545,7 +547,9 @@ CREATE FUNCTION @extschema@.simulate(agent_key text, opened_from timestamptz, op
     attribution_method text DEFAULT NULL, price_per_unit numeric DEFAULT NULL)
     RETURNS TABLE (outcome_id bigint, customer_key text, key text, status text, simulated_status text,
                    amount numeric, simulated_amount numeric, currency text)
-    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    -- Timestamps and intervals go to the other nodes as text: in one unambiguous style.
+    SET datestyle = 'ISO, YMD' SET intervalstyle = 'postgres' AS $$
 BEGIN
     IF $1 IS NOT NULL AND NOT EXISTS (SELECT 1 FROM @extschema@.agents a WHERE a.key = $1) THEN
         RAISE EXCEPTION USING ERRCODE = 'WT003', MESSAGE = format('AGENT_NOT_FOUND: no agent %s', $1),
@@ -562,9 +566,13 @@ BEGIN
         SELECT (v ->> 'outcome_id')::bigint, v ->> 'customer_key', v ->> 'key', v ->> 'status',
                v ->> 'simulated_status', (v ->> 'amount')::numeric, (v ->> 'simulated_amount')::numeric,
                v ->> 'currency'
+          -- The shard goes in for %s by a second format(): a % in the values is doubled.
           FROM @extschema@.on_every_shard(format(
-               'SELECT coalesce(json_agg(s), ''[]'') FROM @extschema@.simulate_on(%L::regclass, %L, %L, %L, %L, %L, %L, %L) s',
-               '%s', $1, $2, $3, $4, $5, $6, $7)) r,
+               'SELECT coalesce(json_agg(s), ''[]'') FROM @extschema@.simulate_on(%s::regclass, %s, %s, %s, %s, %s, %s, %s) s',
+               '%L', replace(quote_nullable($1), '%', '%%'), replace(quote_nullable($2), '%', '%%'),
+               replace(quote_nullable($3), '%', '%%'), replace(quote_nullable($4), '%', '%%'),
+               replace(quote_nullable($5), '%', '%%'), replace(quote_nullable($6), '%', '%%'),
+               replace(quote_nullable($7), '%', '%%'))) r,
                jsonb_array_elements(r::jsonb) v
          ORDER BY 1;
 END $$;

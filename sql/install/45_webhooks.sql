@@ -169,8 +169,10 @@ BEGIN
         END IF;
         found_one := true;
         UPDATE @extschema@.webhook_deliveries d SET next_attempt_at = now()
-         WHERE d.customer_key = note.customer_key AND d.notification_id = $1 AND d.endpoint_id = e.id
-           AND d.status = 'pending'
+         WHERE d.customer_key = note.customer_key
+           AND d.id = (SELECT min(p.id) FROM @extschema@.webhook_deliveries p
+                        WHERE p.customer_key = note.customer_key AND p.notification_id = $1
+                          AND p.endpoint_id = e.id AND p.status = 'pending')
         RETURNING * INTO queued;
         IF NOT FOUND THEN
             INSERT INTO @extschema@.webhook_deliveries (customer_key, notification_id, endpoint_id)

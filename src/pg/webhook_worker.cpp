@@ -47,8 +47,10 @@ extern "C" {
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -142,6 +144,9 @@ WorkerSlot *slot_of(Oid database, bool make) {
 Oid hold_database(const char *name, int hold) {
     const Oid database = get_database_oid(name, true);
     if (database == InvalidOid || !shared) return InvalidOid;
+    // Only for a statement that may succeed: its owner's or a superuser's (anyone else's fails
+    // its own permission check, and must not stop the database's deliveries).
+    if (!superuser() && !pg_database_ownercheck(database, GetUserId())) return InvalidOid;
     pid_t pid = 0;
     SpinLockAcquire(&shared->mutex);
     if (WorkerSlot *s = slot_of(database, true)) {
@@ -157,8 +162,7 @@ Oid hold_database(const char *name, int hold) {
         const bool gone = !s || s->pid == 0;
         SpinLockRelease(&shared->mutex);
         if (gone) break;
-        CHECK_FOR_INTERRUPTS();
-        pg_usleep(10000L);
+        pg_usleep(10000L); // at most 10 s; no interrupt here, the hold is released by the caller
     }
     return database;
 }
@@ -216,11 +220,14 @@ void utility_hook(PlannedStmt *pstmt, const char *query, bool readonly_tree, Pro
         else
             standard_ProcessUtility(pstmt, query, readonly_tree, context, params, env, dest, qc);
     }
-    PG_FINALLY();
+    PG_CATCH();
     {
-        if (!dropped) release_database(held);
+        release_database(held); // the statement failed: the database is served again
+        PG_RE_THROW();
     }
     PG_END_TRY();
+    // A dropped database stays held until its slot is freed; the others are served again.
+    if (!dropped) release_database(held);
 }
 
 // ---- requests from CREATE EXTENSION (witn.webhook_wake()) ------------------------------------
@@ -251,6 +258,16 @@ void on_sigterm(SIGNAL_ARGS) {
     got_sigterm = 1;
     SetLatch(MyLatch);
     errno = saved;
+}
+
+void clear_launcher(int, Datum) {
+    if (!shared) return;
+    SpinLockAcquire(&shared->mutex);
+    if (shared->launcher_pid == MyProcPid) {
+        shared->launcher_pid = 0;
+        shared->launcher_latch = nullptr;
+    }
+    SpinLockRelease(&shared->mutex);
 }
 
 void clear_slot(int, Datum) {
@@ -373,9 +390,18 @@ void launcher_loop() {
             Launched &l = launched[database];
             if (l.handle) continue;
             bool paused = false;
+            pid_t serving = 0;
             SpinLockAcquire(&shared->mutex);
-            if (WorkerSlot *s = slot_of(database, false)) paused = s->paused_until > now;
+            if (WorkerSlot *s = slot_of(database, false)) {
+                paused = s->paused_until > now;
+                serving = s->pid;
+            }
             SpinLockRelease(&shared->mutex);
+            // A worker this launcher did not start (its predecessor's) still serves: leave it.
+            if (serving != 0 && kill(serving, 0) == 0) {
+                l.next_start = TimestampTzPlusMilliseconds(now, 5000);
+                continue;
+            }
             if (paused) {
                 l.next_start = TimestampTzPlusMilliseconds(now, 1000);
                 continue;
@@ -460,17 +486,20 @@ struct EndpointRow {
     std::string url, secret;
 };
 
+// A delivery belongs to its queue by the queue's deliveries relation (the list of queues is read
+// again every 10 seconds and may change: a shard moved, witn.distribute()).
 struct Due {
-    int queue;
+    std::string queue;
     std::int64_t id;
     std::string customer_key;
     std::int64_t endpoint_id;
     int attempts;
     std::string webhook_id, body;
+    std::string fetched_next; // next_attempt_at when fetched (text): the record is only for that
 };
 
 struct Attempt {
-    int queue;
+    std::string queue;
     std::int64_t id;
     std::string customer_key;
     const char *status; // pending (retry), delivered, failed
@@ -479,6 +508,7 @@ struct Attempt {
     TimestampTz at;
     std::optional<int> code;
     std::optional<std::string> error;
+    std::string fetched_next;
 };
 
 // Rows of an SPI query, copied out as text (nullptr for NULL) in the caller's context.
@@ -593,7 +623,9 @@ public:
                                 "       (SELECT pg_catalog.split_part(o, '=', 2) FROM pg_catalog.pg_db_role_setting r, "
                                 "               pg_catalog.unnest(r.setconfig) o "
                                 "         WHERE r.setdatabase = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()) "
-                                "           AND r.setrole = 0 AND o LIKE 'witn.webhook\\_delivery=%' LIMIT 1) "
+                                "           AND r.setrole = 0 AND o LIKE 'witn.webhook\\_delivery=%' LIMIT 1), "
+                                "       (SELECT f.setting FROM pg_catalog.pg_file_settings f "
+                                "         WHERE f.name = 'witn.webhook_delivery' AND f.applied ORDER BY f.seqno DESC LIMIT 1) "
                                 "  FROM pg_catalog.pg_extension e "
                                 "  JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'witn'",
                                 0, nullptr, nullptr);
@@ -603,23 +635,18 @@ public:
                 schema_ = rows.at(0, 1);
                 name_ = rows.at(0, 2);
                 database_delivery_.reset();
+                server_delivery_ = true;
                 if (const char *v = rows.at(0, 3)) {
                     bool on = true;
                     if (parse_bool(v, &on)) database_delivery_ = on;
                 }
+                if (const char *v = rows.at(0, 4)) {
+                    bool on = true;
+                    if (parse_bool(v, &on)) server_delivery_ = on;
+                }
             }
         });
         return version;
-    }
-
-    // Only one worker per database: a session advisory lock (it ends with the process).
-    bool lock_database() {
-        bool locked = false;
-        run([&] {
-            TextRows rows = pg([&] { return spi_rows("SELECT pg_catalog.pg_try_advisory_lock(8606516082016908650)", 0, nullptr, nullptr); });
-            locked = rows.nrows == 1 && strcmp(rows.at(0, 0), "t") == 0;
-        });
-        return locked;
     }
 
     // The queues of this node.
@@ -677,13 +704,14 @@ public:
 
     // Up to room[i] due deliveries of endpoint ids[i] in queue `qi`, oldest due first, none of
     // `busy` (those being sent or waiting to be recorded).
-    std::vector<Due> due(int qi, const Queue &q, const std::vector<std::int64_t> &ids, const std::vector<int> &room,
+    std::vector<Due> due(const Queue &q, const std::vector<std::int64_t> &ids, const std::vector<int> &room,
                          const std::vector<std::int64_t> &busy) {
         std::vector<Due> found;
         const std::string sql =
-            "SELECT d.id, d.customer_key, d.endpoint_id, d.attempts, n.payload ->> 'id', n.payload::text "
+            "SELECT d.id, d.customer_key, d.endpoint_id, d.attempts, n.payload ->> 'id', n.payload::text, "
+            "       d.next_attempt_at::text "
             "  FROM ROWS FROM (pg_catalog.unnest($1::bigint[]), pg_catalog.unnest($2::integer[])) AS want(endpoint_id, room) "
-            " CROSS JOIN LATERAL (SELECT w.id, w.customer_key, w.endpoint_id, w.attempts, w.notification_id "
+            " CROSS JOIN LATERAL (SELECT w.id, w.customer_key, w.endpoint_id, w.attempts, w.notification_id, w.next_attempt_at "
             "                       FROM " + q.deliveries + " w "
             "                      WHERE w.endpoint_id = want.endpoint_id AND w.status = 'pending' "
             "                        AND w.next_attempt_at <= pg_catalog.now() AND w.id <> ALL ($3::bigint[]) "
@@ -694,8 +722,8 @@ public:
             Datum values[3] = {int8_array(ids), int4_array(room), int8_array(busy)};
             TextRows rows = pg([&] { return spi_rows(sql.c_str(), 3, types, values); });
             for (int r = 0; r < rows.nrows; ++r)
-                found.push_back({qi, std::stoll(rows.at(r, 0)), rows.at(r, 1), std::stoll(rows.at(r, 2)),
-                                 std::stoi(rows.at(r, 3)), rows.at(r, 4) ? rows.at(r, 4) : "", rows.at(r, 5)});
+                found.push_back({q.deliveries, std::stoll(rows.at(r, 0)), rows.at(r, 1), std::stoll(rows.at(r, 2)),
+                                 std::stoi(rows.at(r, 3)), rows.at(r, 4) ? rows.at(r, 4) : "", rows.at(r, 5), rows.at(r, 6)});
         });
         return found;
     }
@@ -703,7 +731,7 @@ public:
     // Records attempts (of one queue).
     void record(const Queue &q, const std::vector<Attempt> &attempts) {
         std::vector<std::int64_t> ids;
-        std::vector<std::optional<std::string>> customers, statuses, errors;
+        std::vector<std::optional<std::string>> customers, statuses, errors, fetched;
         std::vector<int> counts, codes;
         std::vector<bool> code_nulls, next_nulls, at_nulls;
         std::vector<TimestampTz> nexts, ats;
@@ -719,6 +747,7 @@ public:
             codes.push_back(a.code.value_or(0));
             code_nulls.push_back(!a.code);
             errors.push_back(a.error);
+            fetched.emplace_back(a.fetched_next);
         }
         const std::string sql =
             "UPDATE " + q.deliveries + " d SET status = r.status, attempts = r.attempts, next_attempt_at = r.next_at, "
@@ -726,17 +755,21 @@ public:
             "       delivered_at = CASE WHEN r.status = 'delivered' THEN r.at END "
             "  FROM ROWS FROM (pg_catalog.unnest($1::bigint[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[]), "
             "                 pg_catalog.unnest($4::integer[]), pg_catalog.unnest($5::timestamptz[]), "
-            "                 pg_catalog.unnest($6::timestamptz[]), pg_catalog.unnest($7::integer[]), pg_catalog.unnest($8::text[])) "
-            "       AS r(id, customer_key, status, attempts, next_at, at, code, error) "
-            " WHERE d.customer_key = r.customer_key AND d.id = r.id AND d.status = 'pending'";
+            "                 pg_catalog.unnest($6::timestamptz[]), pg_catalog.unnest($7::integer[]), pg_catalog.unnest($8::text[]), "
+            "                 pg_catalog.unnest($9::timestamptz[])) "
+            "       AS r(id, customer_key, status, attempts, next_at, at, code, error, fetched_next) "
+            // As it was fetched: a witn.redeliver() meanwhile (next_attempt_at made now) wins, and
+            // the delivery is sent again.
+            " WHERE d.customer_key = r.customer_key AND d.id = r.id AND d.status = 'pending' "
+            "   AND d.attempts = r.attempts - 1 AND d.next_attempt_at = r.fetched_next";
         run([&] {
             if (q.shard) pg([&] { (void)spi_rows("SET LOCAL citus.enable_manual_changes_to_shards = on", 0, nullptr, nullptr); });
-            Oid types[8] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID,
-                            TIMESTAMPTZARRAYOID, INT4ARRAYOID, TEXTARRAYOID};
-            Datum values[8] = {int8_array(ids), text_array(customers), text_array(statuses), int4_array(counts),
+            Oid types[9] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID,
+                            TIMESTAMPTZARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+            Datum values[9] = {int8_array(ids), text_array(customers), text_array(statuses), int4_array(counts),
                                timestamptz_array(nexts, next_nulls), timestamptz_array(ats, at_nulls),
-                               int4_array(codes, &code_nulls), text_array(errors)};
-            pg([&] { (void)spi_rows(sql.c_str(), 8, types, values); });
+                               int4_array(codes, &code_nulls), text_array(errors), text_array(fetched)};
+            pg([&] { (void)spi_rows(sql.c_str(), 9, types, values); });
         });
     }
 
@@ -757,10 +790,12 @@ public:
     // Citus is installed here (its tables may become distributed at any moment).
     bool citus() const { return citus_; }
     // witn.webhook_delivery for this database: ALTER DATABASE ... SET, else postgresql.conf.
-    bool delivery_on() const { return database_delivery_.value_or(webhook_delivery); }
+    // (This worker's own value would keep a database setting of its start.)
+    bool delivery_on() const { return database_delivery_.value_or(server_delivery_); }
 
 private:
     std::optional<bool> database_delivery_;
+    bool server_delivery_ = true;
 };
 
 // ---- the delivery worker: HTTP ----------------------------------------------------------------
@@ -821,7 +856,6 @@ public:
 
     void configure() {
         max_connections_ = std::max(1, webhook_max_connections);
-        curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(max_connections_));
         curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, static_cast<long>(max_connections_ * 16));
         schedule_ = witn::parse_retry_schedule(webhook_retry_schedule ? webhook_retry_schedule : "");
         allowed_ = witn::parse_allowed_hosts(webhook_allowed_hosts_text());
@@ -945,7 +979,7 @@ public:
     std::size_t done_count() const { return done_.size(); }
     TimestampTz oldest_done() const { return oldest_done_; }
     // Ids of deliveries being sent (queue, id).
-    void busy(std::vector<std::set<std::int64_t>> &ids) const {
+    void busy(std::map<std::string, std::set<std::int64_t>> &ids) const {
         for (const auto &[e, t] : running_) ids[t->due.queue].insert(t->due.id);
         for (const Attempt &a : done_) ids[a.queue].insert(a.id);
     }
@@ -956,7 +990,7 @@ private:
         const TimestampTz now = GetCurrentTimestamp();
         const witn::AttemptDecision d = witn::decide_after_attempt(attempt, succeeded, schedule_, now, jitter_(random_));
         Attempt a{t.due.queue, t.due.id, t.due.customer_key, "failed", attempt, std::nullopt, t.started, code,
-                  error ? std::optional<std::string>(error->substr(0, 1000)) : std::nullopt};
+                  error ? std::optional<std::string>(error->substr(0, 1000)) : std::nullopt, t.due.fetched_next};
         if (d.next == witn::AttemptDecision::Next::Delivered) a.status = "delivered";
         else if (d.next == witn::AttemptDecision::Next::Retry) {
             a.status = "pending";
@@ -991,12 +1025,15 @@ void set_serving(bool serving) {
     SpinLockRelease(&shared->mutex);
 }
 
+// Records attempts in their queues; those of a queue that is gone (a shard moved away) are
+// dropped: their deliveries are sent again from where the shard is now.
 void record_all(Database &db, const std::vector<Queue> &queues, std::vector<Attempt> done) {
-    std::vector<std::vector<Attempt>> per(queues.size());
-    for (Attempt &a : done)
-        if (static_cast<std::size_t>(a.queue) < per.size()) per[a.queue].push_back(std::move(a));
-    for (std::size_t qi = 0; qi < per.size(); ++qi)
-        if (!per[qi].empty()) db.record(queues[qi], per[qi]);
+    std::map<std::string, std::vector<Attempt>> per;
+    for (Attempt &a : done) per[a.queue].push_back(std::move(a));
+    for (const Queue &q : queues) {
+        auto it = per.find(q.deliveries);
+        if (it != per.end()) db.record(q, it->second);
+    }
 }
 
 void worker_loop() {
@@ -1019,7 +1056,6 @@ void worker_loop() {
         if (got_sigterm) return;
     }
     set_serving(true);
-    if (!db.lock_database()) return; // another worker serves this database
     Deliverer http;
     std::vector<Queue> queues;
     std::vector<EndpointRow> endpoints;
@@ -1037,7 +1073,10 @@ void worker_loop() {
         // is the coordinator's to plan): look again before every fetch.
         const bool undistributed = db.citus() && !queues.empty() && !queues.front().shard;
         if (now >= next_queues || (undistributed && now >= next_fetch)) {
-            if (!db.extension_version()) break; // DROP EXTENSION witn
+            // DROP EXTENSION witn, or ALTER EXTENSION witn UPDATE (this library no longer fits the
+            // schema: stop, and wait with a log line in the next worker).
+            const std::optional<std::string> version = db.extension_version();
+            if (!version || *version != WITN_VERSION) break;
             queues = db.queues();
             next_queues = TimestampTzPlusMilliseconds(now, 10000);
         }
@@ -1049,7 +1088,7 @@ void worker_loop() {
         // Room: per endpoint, up to four times its connections sent or waiting.
         if (now >= next_fetch && !queues.empty()) {
             endpoints = db.endpoints(queues.front());
-            std::vector<std::set<std::int64_t>> busy(queues.size());
+            std::map<std::string, std::set<std::int64_t>> busy;
             http.busy(busy);
             for (const auto &[endpoint, list] : waiting)
                 for (const Due &d : list) busy[d.queue].insert(d.id);
@@ -1070,8 +1109,9 @@ void worker_loop() {
                     full = !endpoints.empty();
                     break;
                 }
-                std::vector<std::int64_t> skip(busy[qi].begin(), busy[qi].end());
-                std::vector<Due> found = db.due(static_cast<int>(qi), queues[qi], ids, room, skip);
+                const std::set<std::int64_t> &busy_here = busy[queues[qi].deliveries];
+                std::vector<std::int64_t> skip(busy_here.begin(), busy_here.end());
+                std::vector<Due> found = db.due(queues[qi], ids, room, skip);
                 std::map<std::int64_t, int> per;
                 for (Due &d : found) {
                     ++per[d.endpoint_id];
@@ -1118,35 +1158,53 @@ void worker_loop() {
 // An error while aborting ends the worker (FATAL: no handler is set here), which is restarted.
 void abort_transaction() { AbortCurrentTransaction(); }
 
+// A PostgreSQL error's SQLSTATE and text, copied out of the transaction that raised it (its
+// ErrorData lives in that transaction's memory, freed by the abort).
+struct WorkerError {
+    int sqlstate;
+    std::string message, detail;
+};
+
 // The worker's loop; an error because DROP EXTENSION witn removed the tables under it ends the
 // worker quietly.
 void worker_body() {
+    std::optional<WorkerError> failed;
     try {
         worker_loop();
-    } catch (const PgError &) {
-        abort_transaction();
-        Database db;
-        if (!db.extension_version()) return;
-        throw;
+    } catch (const PgError &e) {
+        const ErrorData *d = e.data();
+        failed = WorkerError{d->sqlerrcode, d->message ? d->message : "", d->detail ? d->detail : ""};
     }
+    if (!failed) return;
+    abort_transaction();
+    Database db;
+    if (!db.extension_version()) return;
+    throw *failed;
 }
 
 // Runs a worker's body behind the barrier: C++ objects are gone before a PostgreSQL error is
 // raised again (as FATAL: a background worker has no outer handler), so its destructors run.
 void run_behind_barrier(void (*body)()) {
     ErrorData *pg_error = nullptr;
-    std::string message;
+    std::string message, detail;
+    int code = ERRCODE_INTERNAL_ERROR;
     try {
         body();
     } catch (const PgError &e) {
         pg_error = e.data();
+    } catch (const WorkerError &e) {
+        code = e.sqlstate;
+        message = e.message;
+        detail = e.detail;
     } catch (const std::exception &e) {
         message = e.what();
     } catch (...) {
         message = "unknown exception";
     }
     if (pg_error) ReThrowError(pg_error);
-    if (!message.empty()) ereport(ERROR, (errmsg("witn webhook delivery: %s", message.c_str())));
+    if (!message.empty())
+        ereport(ERROR, (errcode(code), errmsg("witn webhook delivery: %s", message.c_str()),
+                        detail.empty() ? 0 : errdetail("%s", detail.c_str())));
 }
 
 } // namespace
@@ -1163,12 +1221,11 @@ void witn_webhook_launcher_main(Datum) {
     shared->launcher_pid = MyProcPid;
     shared->launcher_latch = &MyProc->procLatch;
     SpinLockRelease(&shared->mutex);
+    before_shmem_exit(clear_launcher, 0);
     run_behind_barrier(launcher_loop);
-    SpinLockAcquire(&shared->mutex);
-    shared->launcher_pid = 0;
-    shared->launcher_latch = nullptr;
-    SpinLockRelease(&shared->mutex);
-    proc_exit(0);
+    // Exit code 1, also when terminated: the postmaster starts it again (code 0 would unregister
+    // it); it does not while shutting down.
+    proc_exit(1);
 }
 
 void witn_webhook_worker_main(Datum arg) {
@@ -1179,20 +1236,28 @@ void witn_webhook_worker_main(Datum arg) {
     BackgroundWorkerUnblockSignals();
     // Registered before connecting: the utility hook finds (and stops) a worker that is still
     // connecting to a database it needs alone.
+    // One worker per database: a live pid in the slot is the one (a launcher started again
+    // after an error does not know the workers its predecessor started).
     SpinLockAcquire(&shared->mutex);
     WorkerSlot *slot = slot_of(database, true);
     const bool held = slot && slot->paused_until > GetCurrentTimestamp();
-    if (slot && !held) slot->pid = MyProcPid;
+    const bool other = slot && slot->pid != 0 && slot->pid != MyProcPid && kill(slot->pid, 0) == 0;
+    if (slot && !held && !other) slot->pid = MyProcPid;
     SpinLockRelease(&shared->mutex);
     if (!slot) {
         ereport(LOG, (errmsg("witn: too many databases for webhook delivery (at most %d)", kSlots)));
         proc_exit(0);
     }
-    if (held) proc_exit(0); // a statement needs the database alone; the launcher comes back
+    if (held || other) proc_exit(0); // a statement needs the database alone, or it is served
     my_database = database;
     before_shmem_exit(clear_slot, 0);
     BackgroundWorkerInitializeConnectionByOid(database, InvalidOid, 0);
     pgstat_report_appname("witn webhook worker");
+    // Its queries name everything by schema; waits are bounded so that a stop request (the
+    // utility hook's, a shutdown's) is seen within seconds.
+    SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+    SetConfigOption("lock_timeout", "5s", PGC_SUSET, PGC_S_OVERRIDE);
+    SetConfigOption("statement_timeout", "60s", PGC_SUSET, PGC_S_OVERRIDE);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) ereport(ERROR, (errmsg("witn: curl_global_init failed")));
     run_behind_barrier(worker_body);
     proc_exit(0);

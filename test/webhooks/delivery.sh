@@ -195,6 +195,21 @@ q "ALTER DATABASE $DB RESET witn.webhook_delivery" >/dev/null
 check "on again, it is delivered" 0 \
     "$(wait_for 20 "SELECT count(*) FROM witn.webhook_deliveries d JOIN witn.webhook_endpoints e ON e.id = d.endpoint_id WHERE d.notification_id = $note AND d.status = 'pending' AND e.enabled" 0)"
 
+# ---- the launcher and the workers after interruptions --------------------------------------------------
+worker_pid() { q "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE backend_type = 'witn webhook worker' AND datname = current_database()"; }
+before=$(worker_pid)
+launcher=$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'witn webhook launcher'")
+q "SELECT pg_terminate_backend($launcher)" >/dev/null
+check "a terminated launcher is started again" yes \
+    "$(for _ in $(seq 100); do l=$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'witn webhook launcher'"); [ -n "$l" ] && [ "$l" != "$launcher" ] && break; sleep 0.1; done; [ -n "$l" ] && [ "$l" != "$launcher" ] && echo yes || echo no)"
+sleep 7
+check "and it leaves the running worker alone: still one, the same" "$before" "$(worker_pid)"
+q "CREATE ROLE witn_webhooks_intruder LOGIN" >/dev/null
+out=$(psql -X -At -U witn_webhooks_intruder -d postgres -c "DROP DATABASE $DB" 2>&1)
+check_match "DROP DATABASE by a role that may not drop it fails as usual" 'must be owner of database' "$out"
+check "and does not stop the database's worker" "$before" "$(worker_pid)"
+q "DROP ROLE witn_webhooks_intruder" >/dev/null
+
 # ---- databases the worker must leave alone ------------------------------------------------------------
 t0=$(date +%s%N)
 out=$(psql -X -d postgres -c "DROP DATABASE witn_webhooks_new" 2>&1)
