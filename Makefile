@@ -3,7 +3,7 @@
 # `make installcheck` runs the pg_regress suite against a running server.
 EXTENSION  = witn
 MODULE_big = witn
-EXTVERSION = 0.7.0
+EXTVERSION = 0.8.0
 # The install script is assembled from sql/install/*.sql, one file per concern, in name order.
 INSTALL_PARTS = $(sort $(wildcard sql/install/*.sql))
 DATA_built    = sql/witn--$(EXTVERSION).sql

@@ -211,6 +211,9 @@ CREATE TABLE @extschema@.outcomes (
     reversal_period      interval NULL,
     reversed_at          timestamptz NULL,
     reversal_reason      text NULL,
+    -- When witn.purge_events deleted its events (CONTRACT §25): the outcome, its lines, credits
+    -- and notifications stay; replay, verify and simulate skip it.
+    events_purged_at     timestamptz NULL,
     -- id first: witn.explain/replay look outcomes up by id alone. resolved_at is set exactly
     -- when status becomes CONFIRMED or FAILED (settlement is its only writer; witn.verify
     -- checks it).
@@ -227,6 +230,10 @@ CREATE TABLE @extschema@.outcomes (
 -- opens and when settlement finds it not yet due, so it never lies after settles_at and every
 -- due outcome is found. Room on each page (fillfactor 90) lets those updates stay on the page.
 CREATE INDEX outcomes_due_idx ON @extschema@.outcomes (check_at) WHERE resolved_at IS NULL;
+-- What witn.purge_events may purge, oldest first. resolved_at and events_purged_at are set once
+-- (by settlement, by the purge), never by an event's update, so events' updates stay HOT.
+CREATE INDEX outcomes_purge_idx ON @extschema@.outcomes (resolved_at)
+    WHERE resolved_at IS NOT NULL AND events_purged_at IS NULL;
 COMMENT ON TABLE @extschema@.outcomes IS
     'One row per (customer_key, key): its status, the contract and price it was opened under, the facts its events established and when it settles.';
 COMMENT ON COLUMN @extschema@.outcomes.scheduled_resolution IS 'What a PENDING outcome becomes at settles_at: CONFIRMED if the condition holds after its latest event, else FAILED.';
@@ -241,6 +248,7 @@ COMMENT ON COLUMN @extschema@.outcomes.reversal_condition IS 'The agent''s rever
 COMMENT ON COLUMN @extschema@.outcomes.reversal_period IS 'How long after resolved_at the confirmed outcome accepts events that can reverse it (contract snapshot).';
 COMMENT ON COLUMN @extschema@.outcomes.reversed_at IS 'When the confirmed outcome was reversed (witn.reverse_outcome or its reversal condition); its status stays CONFIRMED.';
 COMMENT ON COLUMN @extschema@.outcomes.reversal_reason IS 'Why it was reversed: the reason given to witn.reverse_outcome, or reversal_condition.';
+COMMENT ON COLUMN @extschema@.outcomes.events_purged_at IS 'When witn.purge_events deleted this outcome''s events (retention); NULL while they are kept. Its stored facts, invoice line, credits and notifications stay; replay, verify and simulate skip it.';
 COMMENT ON COLUMN @extschema@.outcomes.attribution IS 'Running state of properties.attribution (count, sum, min, max, first, last) behind quantity.';
 
 CREATE TABLE @extschema@.invoice_lines (
@@ -306,7 +314,7 @@ CREATE FUNCTION @extschema@.credit_lines_issue() RETURNS trigger
 COMMENT ON FUNCTION @extschema@.credit_lines_issue() IS
     'Trigger on witn.credit_lines: decides and completes each credit (amount, billing month, reversal, notification) under the outcome''s lock.';
 CREATE TRIGGER credit_lines_issue BEFORE INSERT ON @extschema@.credit_lines
-    FOR EACH ROW EXECUTE FUNCTION @extschema@.credit_lines_issue('0.7.0');
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.credit_lines_issue('0.8.0');
 
 -- Closed months (CONTRACT §18): a closed month's invoice never changes again. Settlement bills
 -- a line that would fall into a closed month in the earliest open month after it.

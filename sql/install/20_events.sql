@@ -21,7 +21,7 @@ COMMENT ON FUNCTION @extschema@.events_apply() IS
 -- to apply events (55000, saying what to do) instead of writing what this schema does not hold.
 CREATE TRIGGER events_apply AFTER INSERT ON @extschema@.events
     REFERENCING NEW TABLE AS new_events
-    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.events_apply('0.7.0');
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.events_apply('0.8.0');
 
 -- ---------------------------------------------------------------------------------------------
 -- Auditing an outcome: explain, replay, verify.
@@ -85,7 +85,7 @@ BEGIN
     RETURN QUERY EXECUTE format(
         'SELECT o.id, o.customer_key, o.key, r.differences FROM %s o
           CROSS JOIN LATERAL @extschema@.replay_on($1, o.id, false) r
-          WHERE NOT r.matches ORDER BY o.id', shard) USING shard;
+          WHERE o.events_purged_at IS NULL AND NOT r.matches ORDER BY o.id', shard) USING shard;
 END $$;
 COMMENT ON FUNCTION @extschema@.verify_on(regclass) IS
     'Internal to witn.verify(): verifies one outcomes table or shard.';
@@ -160,7 +160,7 @@ CREATE FUNCTION @extschema@.replay(outcome_id bigint,
     SELECT * FROM @extschema@.replay_outcome($1)
 $$;
 COMMENT ON FUNCTION @extschema@.replay(bigint) IS
-    'Recomputes an outcome from its event log with the pure evaluator and lists every difference from the stored state (none expected).';
+    'Recomputes an outcome from its event log with the pure evaluator and lists every difference from the stored state (none expected). An outcome whose events were purged (witn.purge_events) is not replayed: matches is NULL and differences says when they were purged.';
 
 CREATE FUNCTION @extschema@.verify()
     RETURNS TABLE (outcome_id bigint, customer_key text, outcome_key text, differences text[])
@@ -168,6 +168,7 @@ CREATE FUNCTION @extschema@.verify()
 BEGIN
     IF NOT @extschema@.distributed() THEN
         RETURN QUERY SELECT * FROM @extschema@.verify_on(NULL);
+        PERFORM @extschema@.purged_skipped('witn.verify()');
         RETURN;
     END IF;
     RETURN QUERY
@@ -177,6 +178,7 @@ BEGIN
                'SELECT coalesce(json_agg(v), ''[]'') FROM @extschema@.verify_on(%L::regclass) v', '%s')) s,
                jsonb_array_elements(s::jsonb) v
          ORDER BY 1;
+    PERFORM @extschema@.purged_skipped('witn.verify()');
 END $$;
 COMMENT ON FUNCTION @extschema@.verify() IS
-    'Replays every outcome; returns the ones whose stored state differs from their log. Empty means consistent.';
+    'Replays every outcome; returns the ones whose stored state differs from their log. Empty means consistent. Outcomes whose events were purged (witn.purge_events) are skipped, with a NOTICE saying how many.';

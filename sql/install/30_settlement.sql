@@ -76,7 +76,7 @@ BEGIN
     errors := 0;
     BEGIN
         SELECT b.confirmed, b.failed INTO confirmed, failed
-          FROM @extschema@.settle_batch(as_of, max_outcomes, NULL, '0.7.0', shard) b;
+          FROM @extschema@.settle_batch(as_of, max_outcomes, NULL, '0.8.0', shard) b;
         RETURN;
     EXCEPTION WHEN OTHERS THEN
         NULL;
@@ -89,7 +89,7 @@ BEGIN
           ORDER BY o.check_at LIMIT $2', shard) USING as_of, max_outcomes
     LOOP
         BEGIN
-            SELECT * INTO one FROM @extschema@.settle_batch(as_of, 1, due.id, '0.7.0', shard);
+            SELECT * INTO one FROM @extschema@.settle_batch(as_of, 1, due.id, '0.8.0', shard);
             confirmed := confirmed + one.confirmed;
             failed := failed + one.failed;
         EXCEPTION WHEN OTHERS THEN
@@ -111,9 +111,19 @@ CREATE FUNCTION @extschema@.settle(as_of timestamptz DEFAULT now(), max_outcomes
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     shard record;
+    caller regrole;
 BEGIN
+    -- witn_operator's (CONTRACT §24); settling ahead of the clock bills what has not happened
+    -- yet, so only a superuser (a test database) may.
+    caller := @extschema@.require_operator('witn.settle()');
     IF as_of IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'WT001', MESSAGE = 'VALIDATION_ERROR: as_of must not be null';
+    END IF;
+    IF as_of > now() AND NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = caller) THEN
+        RAISE EXCEPTION USING ERRCODE = '42501',
+            MESSAGE = 'permission denied: witn.settle() as of a time later than now() is for superusers only',
+            DETAIL = format('as_of = %s, now() = %s, called by %s', as_of, now(), caller),
+            HINT = 'Call witn.settle() without as_of (it settles as of now()); settling ahead is for test databases, as a superuser.';
     END IF;
     IF max_outcomes IS NOT NULL AND max_outcomes < 0 THEN
         RAISE EXCEPTION USING ERRCODE = 'WT001',

@@ -1,8 +1,11 @@
 
 -- ---------------------------------------------------------------------------------------------
--- Roles. Four NOLOGIN roles, meant to be granted to PostgREST's authenticator (or to an
+-- Roles. Five NOLOGIN roles, meant to be granted to PostgREST's authenticator (or to an
 -- application's login role):
---   witn_admin     customers, agents, rate cards, prices, new currencies; reads everything
+--   witn_admin     customers, agents, rate cards, prices, new currencies; reads everything;
+--                  is also a witn_operator
+--   witn_operator  runs the product without owning it (CONTRACT §24): settlement, retention,
+--                  redelivery and the monitoring views (sql/install/55_operations.sql)
 --   witn_ingest    adds events, nothing else
 --   witn_reader    reads everything (finance)
 --   witn_customer  reads its own outcomes, explanations, events, invoice lines and
@@ -17,7 +20,7 @@ DECLARE
     role_name text;
     existing record;
 BEGIN
-    FOREACH role_name IN ARRAY ARRAY['witn_admin', 'witn_ingest', 'witn_reader', 'witn_customer'] LOOP
+    FOREACH role_name IN ARRAY ARRAY['witn_admin', 'witn_ingest', 'witn_reader', 'witn_customer', 'witn_operator'] LOOP
         SELECT r.rolcanlogin, r.rolsuper, r.rolbypassrls INTO existing
           FROM pg_catalog.pg_roles r WHERE r.rolname = role_name;
         IF NOT FOUND THEN

@@ -30,6 +30,7 @@ BEGIN
     END IF;
     IF NOT @extschema@.distributed() THEN
         RETURN QUERY SELECT * FROM @extschema@.simulate_on(NULL, $1, $2, $3, $4, $5, $6, $7) s ORDER BY s.outcome_id;
+        PERFORM @extschema@.purged_skipped('witn.simulate()', $1, $2, $3);
         RETURN;
     END IF;
     -- The draft is checked here first (on the coordinator's empty table), so that a bad one is
@@ -48,6 +49,7 @@ BEGIN
                replace(quote_nullable($7), '%', '%%'))) r,
                jsonb_array_elements(r::jsonb) v
          ORDER BY 1;
+    PERFORM @extschema@.purged_skipped('witn.simulate()', $1, $2, $3);
 END $$;
 COMMENT ON FUNCTION @extschema@.simulate(text, timestamptz, timestamptz, @extschema@.condition, interval, text, numeric) IS
     'What-if: replays the logs of the agent''s outcomes opened in [opened_from, opened_to) under the given terms (NULL: each outcome''s own) and returns, per outcome, its status and amount and what they would be as of now (OPEN/PENDING when not due yet). Writes nothing.';

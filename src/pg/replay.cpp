@@ -23,6 +23,7 @@ extern "C" {
 }
 
 #include <limits>
+#include <optional>
 #include <vector>
 
 using namespace witn::pg;
@@ -38,6 +39,22 @@ std::string time_text(std::int64_t t) {
     std::string out(s);
     pfree(s);
     return out;
+}
+
+// replay_on's row: matches NULL when the outcome was not replayed (its events were purged).
+Datum replay_result(FunctionCallInfo fcinfo, std::int64_t outcome_id, std::optional<bool> matches,
+                    const std::vector<Datum> &items) {
+    return pg([&] {
+        TupleDesc desc;
+        if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
+            elog(ERROR, "witn.replay must return a record");
+        desc = BlessTupleDesc(desc);
+        Datum values[3] = {Int64GetDatum(outcome_id), BoolGetDatum(matches.value_or(false)),
+                           PointerGetDatum(construct_array(const_cast<Datum *>(items.data()), static_cast<int>(items.size()),
+                                                           TEXTOID, -1, false, TYPALIGN_INT))};
+        bool nulls[3] = {false, !matches.has_value(), false};
+        return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
+    });
 }
 
 } // namespace
@@ -63,6 +80,15 @@ WITN_FUNCTION(witn_replay) {
         throw witn::Error(witn::Code::OutcomeNotFound,
                           "OUTCOME_NOT_FOUND: no outcome " + std::to_string(outcome_id),
                           "outcome_id " + std::to_string(outcome_id));
+    // An outcome whose events witn.purge_events deleted has nothing to replay: it is skipped,
+    // and says so, rather than reported as different from an empty log.
+    const int purged_at = column_of(outcomes.desc(), "outcomes", "events_purged_at");
+    if (!column_null(row, purged_at)) {
+        const std::string when = time_text(DatumGetTimestampTz(column_value(row, purged_at)));
+        outcomes.finish();
+        return replay_result(fcinfo, outcome_id, std::nullopt,
+                             {text_datum("not replayed: its events were purged at " + when + " (witn.purge_events)")});
+    }
     const witn::StoredOutcome stored = c.stored(row);
     const witn::Contract &contract = stored.contract;
     const Datum customer_key = PointerGetDatum(pg([&] { return DatumGetTextPCopy(column_value(row, c.customer_key)); }));
@@ -120,15 +146,5 @@ WITN_FUNCTION(witn_replay) {
 
     std::vector<Datum> items;
     for (const std::string &d : differences) items.push_back(text_datum(d));
-    return pg([&] {
-        TupleDesc desc;
-        if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
-            elog(ERROR, "witn.replay must return a record");
-        desc = BlessTupleDesc(desc);
-        Datum values[3] = {Int64GetDatum(outcome_id), BoolGetDatum(items.empty()),
-                           PointerGetDatum(construct_array(items.data(), static_cast<int>(items.size()),
-                                                           TEXTOID, -1, false, TYPALIGN_INT))};
-        bool nulls[3] = {false, false, false};
-        return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
-    });
+    return replay_result(fcinfo, outcome_id, items.empty(), items);
 }

@@ -82,6 +82,7 @@ WITN_FUNCTION(witn_simulate) {
     Relation rel = pg([&] { return table_open(outcomes_oid, AccessShareLock); });
     const OutcomeRow c(RelationGetDescr(rel));
     const int opened_at = column_of(RelationGetDescr(rel), "outcomes", "opened_at");
+    const int purged_at = column_of(RelationGetDescr(rel), "outcomes", "events_purged_at");
     IndexReader lines(witn_table("invoice_lines"), {"customer_key", "outcome_id"}, false, IndexReader::Snapshot::Statement);
     const int line_amount = lines.column("amount");
     Snapshot snapshot = pg([&] { return RegisterSnapshot(GetActiveSnapshot()); });
@@ -93,6 +94,9 @@ WITN_FUNCTION(witn_simulate) {
         if (text_value(column_value(slot, c.agent_key)) != agent) continue;
         const TimestampTz opened = DatumGetTimestampTz(column_value(slot, opened_at));
         if (opened < from || opened >= to) continue;
+        // Its events were purged (witn.purge_events): nothing to replay; witn.simulate says how
+        // many it skipped.
+        if (!column_null(slot, purged_at)) continue;
         per_outcome.run([&] {
             const witn::StoredOutcome stored = c.stored(slot);
             const Datum customer_key = column_value(slot, c.customer_key), key = column_value(slot, c.key);

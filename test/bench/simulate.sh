@@ -21,7 +21,7 @@
 # amount are its status and invoice line amount, and the unresolved ones stay what they are;
 # the summary's totals are the sums of the rows; nothing is written; with a transaction that
 # ran simulate still open, an event is applied and settlement runs, within a 1 s lock_timeout.
-# Needs root (the cluster runs as postgres) and witn 0.7.0 installed (this builds nothing).
+# Needs root (the cluster runs as postgres) and witn 0.8.0 installed (this builds nothing).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)

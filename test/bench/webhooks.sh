@@ -17,7 +17,7 @@
 #      drains a second backlog: events/s of each and the ratio.
 # Checks, fatal at any scale: every notification is delivered and arrived, every signature
 # verifies.
-# Needs root (the cluster runs as postgres) and witn 0.7.0 installed (this builds nothing).
+# Needs root (the cluster runs as postgres) and witn 0.8.0 installed (this builds nothing).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)

@@ -148,7 +148,7 @@ check "a statement that fails writes nothing on any shard" "0" \
 check "received_at given by a client through the coordinator, differing within a statement, is refused" "WT001" \
     "$(state "$dist" "INSERT INTO witn.events (customer_key, key, action, agent_key, received_at) VALUES ('c1', 'r1', 'replied', 'sum', now()), ('c1', 'r2', 'replied', 'sum', now() - interval '1 day')")"
 check "witn's trigger attached to another table refuses to work (0A000)" "0A000" \
-    "$(state "$dist" "CREATE TABLE public.not_events (LIKE witn.events INCLUDING DEFAULTS); CREATE TRIGGER misplaced AFTER INSERT ON public.not_events REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION witn.events_apply('0.7.0'); INSERT INTO public.not_events (id, customer_key, key, action, received_at) VALUES (1, 'c1', 'y', 'z', now())")"
+    "$(state "$dist" "CREATE TABLE public.not_events (LIKE witn.events INCLUDING DEFAULTS); CREATE TRIGGER misplaced AFTER INSERT ON public.not_events REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION witn.events_apply('0.8.0'); INSERT INTO public.not_events (id, customer_key, key, action, received_at) VALUES (1, 'c1', 'y', 'z', now())")"
 check "witn.distribute() again changes nothing (14 tables)" "14" "$(q "$dist" "SELECT count(*) FROM witn.distribute()")"
 check "verify() is clean at the end" "0" "$(q "$dist" "SELECT count(*) FROM witn.verify()")"
 exit $fail

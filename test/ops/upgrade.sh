@@ -161,4 +161,5 @@ upgrade_from 0.3.0
 upgrade_from 0.4.0
 upgrade_from 0.5.0
 upgrade_from 0.6.0
+upgrade_from 0.7.0
 exit $fail

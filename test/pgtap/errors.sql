@@ -297,7 +297,7 @@ SELECT throws_ok($$INSERT INTO witn.events (customer_key, key, action, received_
     'an event that brings its own received_at is refused outside a restore, also for a superuser');
 CREATE TABLE pg_temp.not_events (LIKE witn.events INCLUDING DEFAULTS);
 CREATE TRIGGER misplaced AFTER INSERT ON pg_temp.not_events REFERENCING NEW TABLE AS new_events
-    FOR EACH STATEMENT EXECUTE FUNCTION witn.events_apply('0.7.0');
+    FOR EACH STATEMENT EXECUTE FUNCTION witn.events_apply('0.8.0');
 SELECT throws_ok($$INSERT INTO pg_temp.not_events (id, customer_key, key, action, received_at) VALUES (1, 'x', 'y', 'z', now())$$,
     '0A000', NULL, 'witn''s trigger on a table that is not witn.events (nor a Citus shard of it) refuses to work');
 

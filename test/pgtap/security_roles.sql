@@ -1,9 +1,9 @@
--- The role model: four NOLOGIN roles, nothing for PUBLIC, each role's privileges exactly, the
+-- The role model: five NOLOGIN roles, nothing for PUBLIC, each role's privileges exactly, the
 -- SECURITY DEFINER functions pinned to pg_catalog, views that respect row level security, and
 -- each role's forbidden operations failing with 42501.
 BEGIN;
 \ir api_request.psql
-SELECT plan(60);
+SELECT plan(62);
 
 -- ---------------------------------------------------------------------------------------------
 -- The roles.
@@ -12,12 +12,14 @@ SELECT results_eq(
     $$ SELECT rolname::text COLLATE "default", rolcanlogin, rolsuper, rolbypassrls, rolcreaterole, rolcreatedb
          FROM pg_roles WHERE rolname LIKE 'witn\_%' ORDER BY rolname $$,
     $$ VALUES ('witn_admin', false, false, false, false, false), ('witn_customer', false, false, false, false, false),
-              ('witn_ingest', false, false, false, false, false), ('witn_reader', false, false, false, false, false) $$,
-    'four roles, NOLOGIN, without SUPERUSER, BYPASSRLS, CREATEROLE or CREATEDB');
-SELECT is_empty(
-    $$ SELECT r.rolname, m.rolname FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid
+              ('witn_ingest', false, false, false, false, false), ('witn_operator', false, false, false, false, false),
+              ('witn_reader', false, false, false, false, false) $$,
+    'five roles, NOLOGIN, without SUPERUSER, BYPASSRLS, CREATEROLE or CREATEDB');
+SELECT results_eq(
+    $$ SELECT r.rolname::text COLLATE "default", m.rolname::text COLLATE "default" FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid
          JOIN pg_roles m ON m.oid = a.member WHERE m.rolname LIKE 'witn\_%' $$,
-    'no witn role is a member of another role');
+    $$ VALUES ('witn_operator', 'witn_admin') $$,
+    'the one membership among witn roles: witn_admin is a witn_operator');
 
 -- ---------------------------------------------------------------------------------------------
 -- PUBLIC: no schema, no table, no sequence; only the pure functions of the condition model.
@@ -99,7 +101,9 @@ SELECT results_eq($$ SELECT * FROM pg_temp.privileges('witn_reader') $$, $$ VALU
     ('witn.customers', 'SELECT'), ('witn.events', 'SELECT'),
     ('witn.invoice_line_details', 'SELECT'), ('witn.invoice_lines', 'SELECT'), ('witn.invoices', 'SELECT'),
     ('witn.notifications', 'SELECT'), ('witn.outcomes', 'SELECT'), ('witn.rate_card_prices', 'SELECT'),
-    ('witn.rate_cards', 'SELECT'), ('witn.settlement_errors', 'SELECT'), ('witn.webhook_deliveries', 'SELECT'),
+    ('witn.rate_cards', 'SELECT'), ('witn.retention_backlog', 'SELECT'), ('witn.settlement_backlog', 'SELECT'), ('witn.settlement_error_summary', 'SELECT'),
+    ('witn.settlement_errors', 'SELECT'), ('witn.storage', 'SELECT'), ('witn.webhook_backlog', 'SELECT'),
+    ('witn.webhook_deliveries', 'SELECT'),
     ('witn.webhook_endpoints', 'SELECT(created_at, customer_key, description, enabled, event_types, id, updated_at, url)'),
     ('witn.webhook_status', 'SELECT'),
     ('witn_api.agents', 'SELECT'), ('witn_api.credit_lines', 'SELECT'), ('witn_api.currencies', 'SELECT'), ('witn_api.customers', 'SELECT'),
@@ -116,7 +120,8 @@ SELECT results_eq($$ SELECT * FROM pg_temp.privileges('witn_admin') $$, $$ VALUE
     ('witn.invoices', 'SELECT'), ('witn.notifications', 'SELECT'), ('witn.outcomes', 'SELECT'),
     ('witn.rate_card_prices', 'SELECT INSERT(agent_key, price_per_unit, rate_card_key) UPDATE(price_per_unit) DELETE'),
     ('witn.rate_cards', 'SELECT INSERT(currency, key, name) UPDATE(currency, name) DELETE'),
-    ('witn.settlement_errors', 'SELECT'), ('witn.webhook_deliveries', 'SELECT DELETE'),
+    ('witn.retention_backlog', 'SELECT'), ('witn.settlement_backlog', 'SELECT'), ('witn.settlement_error_summary', 'SELECT'),
+    ('witn.settlement_errors', 'SELECT'), ('witn.storage', 'SELECT'), ('witn.webhook_backlog', 'SELECT'), ('witn.webhook_deliveries', 'SELECT DELETE'),
     ('witn.webhook_endpoints', 'SELECT INSERT(customer_key, description, enabled, event_types, secret, url) UPDATE(customer_key, description, enabled, event_types, secret, url) DELETE'),
     ('witn.webhook_status', 'SELECT'),
     ('witn_api.agents', 'SELECT INSERT(attribution_method, condition, key, name, reversal_condition, reversal_period, settlement_period) UPDATE(attribution_method, condition, name, reversal_condition, reversal_period, settlement_period) DELETE'),
@@ -130,20 +135,36 @@ SELECT results_eq($$ SELECT * FROM pg_temp.privileges('witn_admin') $$, $$ VALUE
     ('witn_api.webhook_endpoints', 'SELECT INSERT(customer_key, description, enabled, event_types, secret, url) UPDATE(customer_key, description, enabled, event_types, secret, url) DELETE'),
     ('witn_api.webhook_status', 'SELECT') $$,
     'witn_admin: reads everything, writes the lookup tables but not their keys, adds currencies, registers webhook endpoints (not their ids or timestamps) and deletes old deliveries');
-SELECT set_eq($$ SELECT pg_temp.executable('witn_ingest') $$, ARRAY['witn.current_customer_key()', 'witn.pre_request()'],
-              'witn_ingest executes current_customer_key() (its insert policy) and pre_request() (PostgREST on Citus) only');
+SELECT results_eq($$ SELECT * FROM pg_temp.privileges('witn_operator') $$, $$ VALUES
+    ('witn.retention_backlog', 'SELECT'), ('witn.settlement_backlog', 'SELECT'), ('witn.settlement_error_summary', 'SELECT'),
+    ('witn.settlement_errors', 'SELECT'), ('witn.storage', 'SELECT'), ('witn.webhook_backlog', 'SELECT'),
+    ('witn.webhook_deliveries', 'SELECT'),
+    ('witn.webhook_endpoints', 'SELECT(created_at, customer_key, description, enabled, event_types, id, updated_at, url)'),
+    ('witn.webhook_status', 'SELECT') $$,
+    'witn_operator: reads the monitoring views, settlement errors and webhook deliveries (not the endpoints'' secrets), no customer''s business rows');
+-- settle() and the purges are executable by every witn role: they check the caller themselves
+-- (witn_operator) and tell the others what to grant.
+CREATE TEMP VIEW operator_calls AS SELECT unnest(ARRAY['witn.settle(timestamp with time zone,integer)',
+    'witn.purge_events(timestamp with time zone,integer)', 'witn.purge_settlement_errors(timestamp with time zone)',
+    'witn.purge_webhook_deliveries(timestamp with time zone)']) AS f;
+SELECT set_eq($$ SELECT pg_temp.executable('witn_ingest') $$,
+              $$ SELECT unnest(ARRAY['witn.current_customer_key()', 'witn.pre_request()']) UNION ALL SELECT f FROM operator_calls $$,
+              'witn_ingest executes current_customer_key() (its insert policy) and pre_request() (PostgREST on Citus) only, besides the operator calls that refuse it with a hint');
+SELECT set_eq($$ SELECT pg_temp.executable('witn_operator') $$,
+              $$ SELECT unnest(ARRAY['witn.redeliver(bigint,bigint)', 'witn.verify()', 'witn.storage_of()']) UNION ALL SELECT f FROM operator_calls $$,
+              'witn_operator executes settle, the purges, redeliver and verify');
 SELECT set_eq($$ SELECT pg_temp.executable('witn_customer') $$,
-              ARRAY['witn.current_customer_key()', 'witn.pre_request()', 'witn.explain(bigint)',
-                    'witn.explain_outcome(bigint)', 'witn_api.explain_outcome(bigint)'],
+              $$ SELECT unnest(ARRAY['witn.current_customer_key()', 'witn.pre_request()', 'witn.explain(bigint)',
+                    'witn.explain_outcome(bigint)', 'witn_api.explain_outcome(bigint)']) UNION ALL SELECT f FROM operator_calls $$,
               'witn_customer executes explain and explain_outcome (rows by policy)');
 SELECT set_eq($$ SELECT pg_temp.executable('witn_reader') $$,
-              ARRAY['witn.current_customer_key()', 'witn.pre_request()', 'witn.explain(bigint)',
+              $$ SELECT unnest(ARRAY['witn.current_customer_key()', 'witn.pre_request()', 'witn.explain(bigint)',
                     'witn.explain_outcome(bigint)', 'witn.replay(bigint)', 'witn.verify()',
-                    'witn_api.explain_outcome(bigint)'],
+                    'witn_api.explain_outcome(bigint)', 'witn.storage_of()']) UNION ALL SELECT f FROM operator_calls $$,
               'witn_reader executes the audit functions');
 SELECT set_eq($$ SELECT pg_temp.executable('witn_admin') $$,
-              ARRAY['witn.current_customer_key()', 'witn.pre_request()', 'witn.explain(bigint)',
-                    'witn.explain_outcome(bigint)', 'witn.replay(bigint)', 'witn.verify()',
+              $$ SELECT unnest(ARRAY['witn.current_customer_key()', 'witn.pre_request()', 'witn.explain(bigint)',
+                    'witn.explain_outcome(bigint)', 'witn.replay(bigint)', 'witn.verify()', 'witn.storage_of()',
                     'witn.close_period(date,text)', 'witn_api.close_period(date,text)',
                     'witn.reverse_outcome(bigint,text)', 'witn_api.reverse_outcome(bigint,text)',
                     'witn.credit_outcome(bigint,numeric,text)', 'witn_api.credit_outcome(bigint,numeric,text)',
@@ -152,8 +173,9 @@ SELECT set_eq($$ SELECT pg_temp.executable('witn_admin') $$,
                     'witn.simulate(text,timestamp with time zone,timestamp with time zone,witn.condition,interval,text,numeric)',
                     'witn.simulate_summary(text,timestamp with time zone,timestamp with time zone,witn.condition,interval,text,numeric)',
                     'witn_api.simulate(text,timestamp with time zone,timestamp with time zone,witn.condition,interval,text,numeric)',
-                    'witn_api.simulate_summary(text,timestamp with time zone,timestamp with time zone,witn.condition,interval,text,numeric)'],
-              'witn_admin executes the audit functions, closes months, corrects invoices, redelivers webhooks, simulates draft terms and (for its endpoints'' default and trigger) makes and checks secrets, not settle or the scheduling functions');
+                    'witn_api.simulate_summary(text,timestamp with time zone,timestamp with time zone,witn.condition,interval,text,numeric)'])
+                 UNION ALL SELECT f FROM operator_calls $$,
+              'witn_admin executes the audit functions, closes months, corrects invoices, redelivers webhooks, simulates draft terms and (for its endpoints'' default and trigger) makes and checks secrets, settles and purges (as a witn_operator), not the scheduling functions');
 
 -- ---------------------------------------------------------------------------------------------
 -- Definer rights, views and row level security.
@@ -165,8 +187,10 @@ SELECT set_eq(
           'witn.replay(bigint)', 'witn.verify()', 'witn.protect_referenced_keys()', 'witn.close_period(date,text)',
           'witn.reverse_outcome(bigint,text)', 'witn.credit_outcome(bigint,numeric,text)',
           'witn.webhook_endpoints_protect()', 'witn.redeliver(bigint,bigint)',
-          'witn.simulate(text,timestamp with time zone,timestamp with time zone,witn.condition,interval,text,numeric)'],
-    'eleven SECURITY DEFINER functions: the events trigger, settle, replay, verify and simulate (on Citus they run on every shard''s node as the owner), the referenced-key guard, close_period, the corrections and redeliver (nobody writes witn.closed_periods, witn.credit_lines or witn.webhook_deliveries directly), and the webhook endpoints'' delete guard (it counts the deliveries on every node''s shards)');
+          'witn.simulate(text,timestamp with time zone,timestamp with time zone,witn.condition,interval,text,numeric)',
+          'witn.purge_events(timestamp with time zone,integer)', 'witn.purge_settlement_errors(timestamp with time zone)',
+          'witn.purge_webhook_deliveries(timestamp with time zone)', 'witn.storage_of()'],
+    'fifteen SECURITY DEFINER functions: the events trigger, settle, replay, verify, simulate and storage_of (on Citus they run on every shard''s node as the owner), the referenced-key guard, close_period, the corrections, redeliver and the purges (nobody writes witn.closed_periods, witn.credit_lines or witn.webhook_deliveries directly, nor deletes events), and the webhook endpoints'' delete guard (it counts the deliveries on every node''s shards)');
 SELECT is_empty(
     $$ SELECT p.oid::regprocedure FROM pg_proc p
         WHERE p.pronamespace IN ('witn'::regnamespace, 'witn_api'::regnamespace) AND p.prosecdef
@@ -191,8 +215,10 @@ SELECT unalike(regexp_replace(pg_get_functiondef('witn.pre_request()'::regproced
 SELECT is_empty(
     $$ SELECT c.oid::regclass FROM pg_class c
         WHERE c.relnamespace IN ('witn'::regnamespace, 'witn_api'::regnamespace) AND c.relkind = 'v'
-          AND NOT coalesce(c.reloptions @> ARRAY['security_invoker=true'], false) $$,
-    'every view is security_invoker: the caller''s privileges and row policies apply');
+          AND NOT coalesce(c.reloptions @> ARRAY['security_invoker=true'], false)
+          AND c.oid NOT IN ('witn.settlement_backlog'::regclass, 'witn.settlement_error_summary'::regclass,
+                            'witn.webhook_backlog'::regclass, 'witn.storage'::regclass, 'witn.retention_backlog'::regclass) $$,
+    'every view is security_invoker (the caller''s privileges and row policies apply), but the monitoring views, which show counts only');
 SELECT results_eq(
     $$ SELECT c.relname::text COLLATE "default", c.relrowsecurity, c.relforcerowsecurity FROM pg_class c
         WHERE c.relnamespace = 'witn'::regnamespace AND c.relkind = 'r' AND c.relrowsecurity ORDER BY 1 $$,
@@ -283,7 +309,7 @@ SELECT pg_temp.denied('witn_admin', 'SELECT witn.cron_call(''1'')');
 -- Another database of the cluster: the roles are there already; the install only grants.
 -- ---------------------------------------------------------------------------------------------
 SELECT lives_ok('DROP EXTENSION witn', 'DROP EXTENSION witn');
-SELECT is((SELECT count(*) FROM pg_roles WHERE rolname LIKE 'witn\_%'), 4::bigint, 'DROP EXTENSION leaves the roles to the cluster');
+SELECT is((SELECT count(*) FROM pg_roles WHERE rolname LIKE 'witn\_%'), 5::bigint, 'DROP EXTENSION leaves the roles to the cluster');
 SELECT lives_ok('CREATE EXTENSION witn', 'CREATE EXTENSION witn where the roles already exist');
 SELECT results_eq($$ SELECT * FROM pg_temp.privileges('witn_ingest') $$, $$ VALUES
     ('witn.events', 'INSERT(action, agent_key, customer_key, idempotency_key, key, occurred_at, properties)'),

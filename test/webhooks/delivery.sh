@@ -56,11 +56,11 @@ check "the outcome_failed endpoint got the 5 failures only" "$(ids_sql "WHERE ki
 check "the globex endpoint got globex's only" "$(ids_sql "WHERE customer_key = 'globex'")" "$(ids_at '/ok?globex')"
 check "every signature verifies (Standard Webhooks, whsec_ key)" "45 45" \
     "$(python3 -c "import json,sys; r=[json.loads(l) for l in open(sys.argv[1])]; print(len(r), sum(x['valid'] for x in r))" "$MAIN_LOG")"
-check "webhook-timestamp is the time of sending, User-Agent witn/0.7.0" "ok" \
+check "webhook-timestamp is the time of sending, User-Agent witn/0.8.0" "ok" \
     "$(python3 -c "
 import json,sys
 r=[json.loads(l) for l in open(sys.argv[1])]
-print('ok' if all(abs(int(x['timestamp']) - x['at']) < 5 and x['user_agent'] == 'witn/0.7.0' for x in r) else r[0])" "$MAIN_LOG")"
+print('ok' if all(abs(int(x['timestamp']) - x['at']) < 5 and x['user_agent'] == 'witn/0.8.0' for x in r) else r[0])" "$MAIN_LOG")"
 check "the body is the notification's payload (type as in the outbox)" "outcome_failed 5, outcome_succeed 25" \
     "$(python3 -c "
 import json,sys,collections
