@@ -217,6 +217,7 @@ CREATE FUNCTION @extschema@.storage_of() RETURNS TABLE (table_name text, rows_es
 DECLARE
     t record;
     citus boolean := @extschema@.distributed();
+    distributed boolean;
 BEGIN
     FOR t IN
         SELECT c.oid, c.relname, c.reltuples
@@ -227,7 +228,12 @@ BEGIN
          ORDER BY c.relname
     LOOP
         table_name := t.relname;
-        IF citus AND EXISTS (SELECT 1 FROM pg_dist_partition p WHERE p.logicalrelid = t.oid) THEN
+        distributed := false;
+        IF citus THEN
+            EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = $1)'
+               INTO distributed USING t.oid;
+        END IF;
+        IF distributed THEN
             EXECUTE 'SELECT citus_total_relation_size($1)' INTO total_bytes USING t.oid;
             EXECUTE 'SELECT coalesce(sum(s.result::bigint), 0) FROM run_command_on_shards($1, $2) s WHERE s.success'
                INTO rows_estimate
