@@ -196,3 +196,31 @@ SELECT n.kind, d.status, count(*) AS deliveries, max(d.attempts) AS attempts, ma
  GROUP BY n.kind, d.status ORDER BY n.kind;
 SELECT endpoint_id, pending, failed, last_delivered_at IS NOT NULL AS delivered_some FROM witn.webhook_status;
 \endif
+
+\echo
+\echo '== 10. Running it: an operations login needs only GRANT witn_operator. It settles (as of now,'
+\echo '   never ahead), watches the backlog, errors, deliveries and storage, and purges old events.'
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'demo_ops') THEN
+        CREATE ROLE demo_ops LOGIN;
+    END IF;
+END $$;
+GRANT witn_operator TO demo_ops;
+ANALYZE witn.events, witn.outcomes, witn.invoice_lines;   -- autovacuum does this in production
+SET ROLE demo_ops;
+SELECT * FROM witn.settle();
+SELECT due, oldest_due_age FROM witn.settlement_backlog;
+SELECT count(*) AS error_kinds FROM witn.settlement_error_summary;
+SELECT pending, due, failed FROM witn.webhook_backlog;
+SELECT table_name, rows_estimate, total_size FROM witn.storage WHERE table_name IN ('events', 'outcomes', 'invoice_lines');
+\echo '   Settling ahead of the clock bills what has not happened yet: only a superuser may (tests).'
+\set ON_ERROR_STOP off
+SELECT * FROM witn.settle(now() + interval '1 day');
+\set ON_ERROR_STOP on
+\echo '   Retention: events of outcomes resolved over 13 months ago, past any reversal window'
+\echo '   (none here: the demo settled ahead of the clock; pg_cron runs it every few minutes in'
+\echo '   production, docs/operations.md).'
+SELECT witn.purge_events(now() - interval '13 months') AS events_purged;
+SELECT outcomes_with_events, oldest_resolved_at FROM witn.retention_backlog;
+RESET ROLE;

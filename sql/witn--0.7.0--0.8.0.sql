@@ -479,10 +479,11 @@ BEGIN
             EXECUTE 'SELECT citus_total_relation_size($1)' INTO total_bytes USING t.oid;
             EXECUTE 'SELECT coalesce(sum(s.result::bigint), 0) FROM run_command_on_shards($1, $2) s WHERE s.success'
                INTO rows_estimate
-              USING t.oid, 'SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = ''%s''::regclass';
+              USING t.oid, 'SELECT nullif(greatest(reltuples, -1), -1)::bigint FROM pg_class WHERE oid = ''%s''::regclass';
         ELSE
             total_bytes := pg_total_relation_size(t.oid);
-            rows_estimate := greatest(t.reltuples, 0)::bigint;
+            -- -1: never vacuumed or analyzed yet, so unknown
+            rows_estimate := nullif(greatest(t.reltuples, -1), -1)::bigint;
         END IF;
         RETURN NEXT;
     END LOOP;
@@ -493,7 +494,7 @@ CREATE VIEW @extschema@.storage AS
     SELECT s.table_name, s.rows_estimate, s.total_bytes, pg_size_pretty(s.total_bytes) AS total_size
       FROM @extschema@.storage_of() s;
 COMMENT ON VIEW @extschema@.storage IS
-    'witn''s tables: estimated rows (from the last ANALYZE) and bytes on disk with indexes and TOAST (on Citus, over every shard). Sample it daily to see growth; witn.events is the one that grows with traffic, and witn.purge_events the one that shrinks it.';
+    'witn''s tables: estimated rows (from the last VACUUM or ANALYZE; NULL before the first) and bytes on disk with indexes and TOAST (on Citus, over every shard). Sample it daily to see growth; witn.events is the one that grows with traffic, and witn.purge_events the one that shrinks it.';
 
 CREATE VIEW @extschema@.retention_backlog AS
     SELECT count(*) AS outcomes_with_events,
