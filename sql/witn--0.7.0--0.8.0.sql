@@ -531,3 +531,193 @@ GRANT SELECT ON @extschema@.settlement_errors, @extschema@.webhook_deliveries, @
 GRANT SELECT (id, url, event_types, customer_key, enabled, description, created_at, updated_at)
     ON @extschema@.webhook_endpoints TO witn_operator;
 
+-- pg_cron anywhere: credentials through the foreign server witn_cron (a user mapping) or witn.cron_conninfo.
+
+CREATE OR REPLACE FUNCTION @extschema@.cron_settings(OUT database_name text, OUT socket_directory text)
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    database_name := current_setting('cron.database_name', true);
+    socket_directory := nullif(split_part(current_setting('unix_socket_directories'), ',', 1), '');
+EXCEPTION WHEN insufficient_privilege THEN
+    SELECT o.option_value INTO database_name
+      FROM pg_foreign_server s, pg_options_to_table(s.srvoptions) o
+     WHERE s.srvname = 'witn_cron' AND o.option_name = 'dbname';
+    database_name := coalesce(database_name, '?');  -- there is one, but this role cannot know it
+END $$;
+COMMENT ON FUNCTION @extschema@.cron_settings() IS
+    'Internal: the database pg_cron lives in and this server''s first unix socket directory.';
+
+CREATE OR REPLACE FUNCTION @extschema@.cron_remote_statement(statement text) RETURNS text
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cron_db text;
+    socket_dir text;
+    dblink_schema text;
+    conninfo text := nullif(btrim(current_setting('witn.cron_conninfo', true)), '');
+BEGIN
+    SELECT database_name, socket_directory INTO cron_db, socket_dir FROM @extschema@.cron_settings();
+    IF to_regnamespace('cron') IS NOT NULL THEN
+        RETURN 'SELECT (' || statement || ')::text';
+    END IF;
+    IF cron_db = '?' THEN
+        RAISE EXCEPTION USING ERRCODE = 'WT009',
+            MESSAGE = format('CRON_NOT_AVAILABLE: %s may not read cron.database_name, so witn cannot tell where pg_cron is', current_user),
+            HINT = format('Create the foreign server witn_cron with a user mapping for %s (docs/operations.md, pg_cron setup), or run in the cron database, as the user the job should run as: %s;',
+                          current_user, statement);
+    END IF;
+    IF cron_db IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'WT009',
+            MESSAGE = 'CRON_NOT_AVAILABLE: pg_cron is not loaded in this cluster',
+            HINT = 'Add pg_cron to shared_preload_libraries, restart, and CREATE EXTENSION pg_cron in the database named by cron.database_name.';
+    END IF;
+    SELECT n.nspname INTO dblink_schema
+      FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+     WHERE e.extname = 'dblink';
+    IF dblink_schema IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'WT009',
+            MESSAGE = format('CRON_NOT_AVAILABLE: pg_cron lives in database %s, not here', cron_db),
+            DETAIL = format('cron.database_name = %s, current database = %s', cron_db, current_database()),
+            HINT = format('CREATE EXTENSION dblink in this database and call again, or run in database %s: %s;',
+                          cron_db, statement);
+    END IF;
+    IF EXISTS (SELECT FROM pg_foreign_server WHERE srvname = 'witn_cron') THEN
+        -- dblink takes a foreign server's name for a connection string: the server's options
+        -- and the current user's mapping make it.
+        conninfo := 'witn_cron';
+    ELSIF conninfo IS NOT NULL THEN
+        IF conninfo ~* '(^|\s)password\s*=' OR conninfo ~* '^postgres(ql)?://[^/@]*:[^/@]*@' THEN
+            RAISE EXCEPTION USING ERRCODE = 'WT009',
+                MESSAGE = 'CRON_NOT_AVAILABLE: witn.cron_conninfo holds a password',
+                DETAIL = 'Every user of the database can read a setting.',
+                HINT = 'Remove the password from witn.cron_conninfo and give it in a user mapping of the foreign server witn_cron instead (docs/operations.md, pg_cron setup).';
+        END IF;
+    ELSE
+        conninfo := format('dbname=%s port=%s user=%s', quote_literal(cron_db),
+                           current_setting('port'), quote_literal(current_user));
+        IF socket_dir IS NOT NULL THEN
+            conninfo := conninfo || format(' host=%s', quote_literal(socket_dir));
+        END IF;
+    END IF;
+    RETURN format('SELECT r FROM %I.dblink(%L, %L) AS t(r text)',
+                  dblink_schema, conninfo, 'SELECT (' || statement || ')::text');
+END $$;
+COMMENT ON FUNCTION @extschema@.cron_remote_statement(text) IS
+    'Internal: the statement that runs a statement where pg_cron lives (here, or through dblink).';
+
+CREATE OR REPLACE FUNCTION @extschema@.cron_call(statement text) RETURNS text
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cron_db text := coalesce((@extschema@.cron_settings()).database_name, current_database());
+    remote text := @extschema@.cron_remote_statement(statement);
+    result text;
+    failed_state text;
+    failed_message text;
+    failed_detail text;
+BEGIN
+    BEGIN
+        EXECUTE remote INTO result;
+        RETURN result;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS failed_state = RETURNED_SQLSTATE, failed_message = MESSAGE_TEXT,
+                                failed_detail = PG_EXCEPTION_DETAIL;
+    END;
+    failed_message := failed_message || coalesce(nullif(': ' || btrim(failed_detail), ': '), '');
+    IF failed_state LIKE '22%' THEN
+        RAISE EXCEPTION USING ERRCODE = 'WT001',
+            MESSAGE = 'VALIDATION_ERROR: pg_cron rejected the call: ' || failed_message,
+            HINT = 'Use cron format, e.g. ''* * * * *'' for every minute.';
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = 'WT009',
+        MESSAGE = CASE WHEN remote LIKE '%.dblink(%'
+                       THEN format('CRON_NOT_AVAILABLE: could not run the call in database %s through dblink', cron_db)
+                       ELSE format('CRON_NOT_AVAILABLE: pg_cron refused the call in database %s', cron_db) END,
+        DETAIL = format('SQLSTATE %s: %s', failed_state, failed_message),
+        HINT = format('Give witn a way into database %s (a user mapping for the foreign server witn_cron, docs/operations.md, pg_cron setup), or run there, as the user the job should run as: %s;',
+                      cron_db, statement);
+END $$;
+COMMENT ON FUNCTION @extschema@.cron_call(text) IS 'Internal: runs a statement where pg_cron lives.';
+
+CREATE OR REPLACE FUNCTION @extschema@.schedule_settlement(schedule text DEFAULT '* * * * *') RETURNS bigint
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF schedule IS NULL OR btrim(schedule) = '' THEN
+        RAISE EXCEPTION USING ERRCODE = 'WT001',
+            MESSAGE = 'VALIDATION_ERROR: schedule must be a cron schedule',
+            HINT = 'Use cron format, e.g. ''* * * * *'' for every minute.';
+    END IF;
+    RETURN @extschema@.cron_call(format(
+        'SELECT cron.schedule_in_database(%L, %L, %L, %L)',
+        @extschema@.cron_job_name(), schedule, 'SELECT witn.settle()', current_database()))::bigint;
+END $$;
+COMMENT ON FUNCTION @extschema@.schedule_settlement(text) IS
+    'Schedules witn.settle() in this database with pg_cron (default: every minute) and returns the job id. Calling it again replaces the schedule. Works when pg_cron lives in another database (through dblink: the foreign server witn_cron, witn.cron_conninfo, or the unix socket).';
+
+CREATE OR REPLACE FUNCTION @extschema@.unschedule_settlement() RETURNS boolean
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- False when there is nothing to remove (cron.unschedule itself would raise).
+    RETURN @extschema@.cron_call(format(
+        'SELECT coalesce(bool_or(cron.unschedule(jobid)), false) FROM cron.job'
+        ' WHERE jobname = %L AND username = current_user', @extschema@.cron_job_name()))::boolean;
+END $$;
+COMMENT ON FUNCTION @extschema@.unschedule_settlement() IS
+    'Removes the pg_cron job created by witn.schedule_settlement() for this database.';
+
+REVOKE EXECUTE ON FUNCTION @extschema@.cron_settings(), @extschema@.cron_remote_statement(text) FROM PUBLIC;
+
+
+-- ---------------------------------------------------------------------------------------------
+-- Removal (CONTRACT §26): after DROP EXTENSION witn nothing of it remains in the database. The
+-- event trigger below (src/pg/removal.cpp) makes the schema witn a member of the extension for
+-- that drop, so that it goes with it, and removes witn's pg_cron jobs (those for this database
+-- whose name starts with "witn-") when the dropping transaction commits, wherever pg_cron lives.
+-- ---------------------------------------------------------------------------------------------
+
+-- What the commit of a DROP runs to remove this database's witn jobs: {the statement to run
+-- here, the same to run by hand in the cron database, the cron database}; NULL when there is
+-- nothing to remove. When pg_cron cannot be reached it warns, with what to run by hand, and
+-- returns NULL: the drop goes on.
+CREATE FUNCTION @extschema@.cron_removal_statement() RETURNS text[]
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cron_db text := coalesce((@extschema@.cron_settings()).database_name, current_database());
+    jobs text := format('FROM cron.job WHERE database = %L AND jobname LIKE %L', current_database(), 'witn-%');
+    found bigint;
+    failed_message text;
+    failed_detail text;
+BEGIN
+    IF to_regnamespace('cron') IS NULL AND (@extschema@.cron_settings()).database_name IS NULL THEN
+        RETURN NULL; -- pg_cron is not loaded: there is no job
+    END IF;
+    BEGIN
+        found := @extschema@.cron_call('SELECT count(*) ' || jobs)::bigint;
+    EXCEPTION WHEN SQLSTATE 'WT009' THEN
+        GET STACKED DIAGNOSTICS failed_message = MESSAGE_TEXT, failed_detail = PG_EXCEPTION_DETAIL;
+        RAISE WARNING 'witn: could not look for witn''s pg_cron jobs of this database: %', failed_message
+            USING DETAIL = coalesce(failed_detail, ''),
+                  HINT = format('Once the drop has committed, run in database %s: SELECT cron.unschedule(jobid) %s;',
+                                cron_db, jobs);
+        RETURN NULL;
+    END;
+    IF found = 0 THEN
+        RETURN NULL;
+    END IF;
+    RETURN ARRAY[@extschema@.cron_remote_statement('SELECT count(cron.unschedule(jobid)) ' || jobs),
+                 'SELECT cron.unschedule(jobid) ' || jobs, cron_db];
+END $$;
+COMMENT ON FUNCTION @extschema@.cron_removal_statement() IS
+    'Internal: how DROP EXTENSION witn removes this database''s witn pg_cron jobs when it commits.';
+REVOKE EXECUTE ON FUNCTION @extschema@.cron_removal_statement() FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.removal_trigger() RETURNS event_trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'witn_removal_trigger';
+COMMENT ON FUNCTION @extschema@.removal_trigger() IS
+    'Internal: the witn_removal event trigger (DROP EXTENSION witn drops the schema witn and witn''s pg_cron jobs).';
+REVOKE EXECUTE ON FUNCTION @extschema@.removal_trigger() FROM PUBLIC;
+
+CREATE EVENT TRIGGER witn_removal ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA')
+    EXECUTE FUNCTION @extschema@.removal_trigger();
+COMMENT ON EVENT TRIGGER witn_removal IS
+    'DROP EXTENSION witn: drops the schema witn with the extension and removes witn''s pg_cron jobs of this database at commit.';
+

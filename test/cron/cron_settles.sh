@@ -4,7 +4,9 @@
 #   - CREATE EXTENSION witn needs no pg_cron in its database;
 #   - without dblink, witn.schedule_settlement() raises WT009 whose hint is the statement to run
 #     in the cron database, and that statement works;
-#   - with dblink, it schedules "witn-settle:<db>", calling it again replaces the schedule;
+#   - with dblink and the foreign server witn_cron, it schedules "witn-settle:<db>" as the role
+#     of the caller's user mapping (a witn_operator, not a superuser), calling it again replaces
+#     the schedule;
 #   - due outcomes settle with nobody calling witn.settle(): CONFIRMED/FAILED with their invoice
 #     line and notification, and cron.job_run_details shows a succeeded run;
 #   - witn.unschedule_settlement() removes the job.
@@ -19,6 +21,7 @@ wait_seconds=${WITN_CRON_WAIT_SECONDS:-130}
 db=${PGDATABASE:?PGDATABASE must name the test database}
 job_name="witn-settle:$db"
 scratch_db="witn_cron_nocron_$$"
+job_role="witn_cron_runner_$$"
 failures=0
 
 sql() { psql -X -qAt -v ON_ERROR_STOP=1 -c "$1"; }
@@ -27,6 +30,10 @@ cron_sql() { psql -X -qAt -v ON_ERROR_STOP=1 -d postgres -c "$1"; }
 cleanup() {
     cron_sql "SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = '$job_name'" >/dev/null 2>&1
     psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $scratch_db" >/dev/null 2>&1
+    sql "DROP SERVER IF EXISTS witn_cron CASCADE" >/dev/null 2>&1
+    psql -X -q -d postgres -c "REVOKE ALL ON SCHEMA cron FROM $job_role" \
+        -c "REVOKE ALL ON FUNCTION cron.schedule_in_database(text, text, text, text, text, boolean) FROM $job_role" \
+        -c "DROP ROLE IF EXISTS $job_role" >/dev/null 2>&1
 }
 trap cleanup EXIT
 
@@ -90,14 +97,21 @@ cron_sql "SELECT cron.unschedule('$job_name')" >/dev/null 2>&1
 # ---------------------------------------------------------------------------------------------
 # With dblink: schedule, replace, and let pg_cron settle.
 # ---------------------------------------------------------------------------------------------
+# The job runs as the role of the caller's user mapping for the foreign server witn_cron: a
+# witn_operator allowed to schedule in the cron database.
 sql "CREATE EXTENSION dblink" >/dev/null
+cron_sql "CREATE ROLE $job_role LOGIN IN ROLE witn_operator;
+          GRANT USAGE ON SCHEMA cron TO $job_role;
+          GRANT EXECUTE ON FUNCTION cron.schedule_in_database(text, text, text, text, text, boolean) TO $job_role" >/dev/null
+sql "CREATE SERVER witn_cron FOREIGN DATA WRAPPER dblink_fdw OPTIONS (dbname 'postgres', host '$PGHOST', port '$PGPORT');
+     CREATE USER MAPPING FOR CURRENT_USER SERVER witn_cron OPTIONS (user '$job_role')" >/dev/null
 job_id=$(sql "SELECT witn.schedule_settlement('*/5 * * * *')")
 check "schedule_settlement returns the job id" "$job_id" \
     "$(cron_sql "SELECT jobid FROM cron.job WHERE jobname = '$job_name'")"
 check "calling it again replaces the schedule: same job, new schedule" "$job_id|* * * * *" \
     "$(sql "SELECT witn.schedule_settlement()" >/dev/null; cron_sql "SELECT jobid || '|' || schedule FROM cron.job WHERE jobname = '$job_name'")"
-check "one job, in this database, running witn.settle()" "1|$db|SELECT witn.settle()|true" \
-    "$(cron_sql "SELECT count(*) OVER () || '|' || database || '|' || command || '|' || active FROM cron.job WHERE jobname = '$job_name'")"
+check "one job, in this database, running witn.settle() as the mapped role" "1|$db|SELECT witn.settle()|true|$job_role" \
+    "$(cron_sql "SELECT count(*) OVER () || '|' || database || '|' || command || '|' || active || '|' || username FROM cron.job WHERE jobname = '$job_name'")"
 
 # Outcomes whose window has already passed, and one that passes in a few seconds.
 sql "
