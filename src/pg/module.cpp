@@ -90,6 +90,15 @@ void _PG_init(void) {
         "Set it in postgresql.conf for the whole server, or for one database with ALTER DATABASE ... SET "
         "witn.webhook_delivery = off (a copy, a staging restore); the worker sees a change within 10 seconds.",
         &witn::pg::webhook_delivery, true, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+    // Read by witn.cron_call() (sql/install/35_cron.sql) with current_setting(); it lives here
+    // because the witn. prefix is reserved. Every user of the database can read it, so it may
+    // not hold a password (the foreign server witn_cron with a user mapping is the way for one).
+    static char *cron_conninfo = nullptr;
+    DefineCustomStringVariable(
+        "witn.cron_conninfo", "How witn reaches pg_cron's database through dblink ('' : the server's socket, as the caller).",
+        "A libpq connection string, without a password (every user can read this setting). The foreign server "
+        "witn_cron, with a user mapping, takes precedence and is the way to give a password.",
+        &cron_conninfo, "", PGC_SUSET, 0, nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("witn");
     if (process_shared_preload_libraries_in_progress) witn::pg::register_webhook_launcher();
 }
