@@ -42,7 +42,7 @@ space := $(empty) $(empty)
 comma := ,
 sql/witn--$(EXTVERSION).sql: $(INSTALL_PARTS) src/core/attribution.hpp
 	@test -n "$(ATTRIBUTION_METHODS)" || { echo "no attribution methods found in src/core/attribution.hpp"; exit 1; }
-	cat $(INSTALL_PARTS) | sed -e "s/@ATTRIBUTION_METHODS_SQL@/$(subst $(space),$(comma) ,$(patsubst %,'%',$(ATTRIBUTION_METHODS)))/g" \
+	cat $(INSTALL_PARTS) | sed -e "s/@WITN_VERSION@/$(EXTVERSION)/g" -e "s/@ATTRIBUTION_METHODS_SQL@/$(subst $(space),$(comma) ,$(patsubst %,'%',$(ATTRIBUTION_METHODS)))/g" \
 	    -e "s/@ATTRIBUTION_METHODS_TEXT@/$(subst $(space),$(comma) ,$(ATTRIBUTION_METHODS))/g" > $@
 
 # ---- core tests, independent of PostgreSQL --------------------------------------------------

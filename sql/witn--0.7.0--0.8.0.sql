@@ -24,6 +24,27 @@ BEGIN
     END IF;
 END $guard$;
 
+-- The library this session has loaded must be this script's (CONTRACT §27): a session that
+-- still holds an older one (the file was replaced under it) fails here, before anything is made.
+DO $library$
+BEGIN
+    IF pg_catalog.to_regprocedure('@extschema@.library_version()') IS NULL THEN
+        CREATE FUNCTION @extschema@.library_version() RETURNS text
+            AS 'MODULE_PATHNAME', 'witn_library_version' LANGUAGE C STABLE PARALLEL SAFE;
+    END IF;
+    IF @extschema@.library_version() <> '0.8.0' THEN
+        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+EXCEPTION WHEN undefined_function OR object_not_in_prerequisite_state THEN
+    RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+        MESSAGE = 'this session runs an older witn library than witn 0.8.0, which this script needs',
+        HINT = 'Reconnect and run it again: a new session loads the installed library. With witn in shared_preload_libraries, restart the server first.';
+END $library$;
+COMMENT ON FUNCTION @extschema@.library_version() IS
+    'The version of the witn library this session has loaded (the SQL objects'' is pg_extension.extversion).';
+
+REVOKE EXECUTE ON FUNCTION @extschema@.library_version() FROM PUBLIC;
+
 -- The library of this version.
 DROP TRIGGER events_apply ON @extschema@.events;
 CREATE TRIGGER events_apply AFTER INSERT ON @extschema@.events
@@ -80,8 +101,11 @@ BEGIN
         SELECT b.confirmed, b.failed INTO confirmed, failed
           FROM @extschema@.settle_batch(as_of, max_outcomes, NULL, '0.8.0', shard) b;
         RETURN;
-    EXCEPTION WHEN OTHERS THEN
-        NULL;
+    EXCEPTION
+        -- a library and SQL objects of different versions: the whole call fails, with what to
+        -- do, rather than every due outcome being filed as a settlement error
+        WHEN object_not_in_prerequisite_state THEN RAISE;
+        WHEN OTHERS THEN NULL;
     END;
     confirmed := 0;
     failed := 0;
@@ -258,8 +282,17 @@ COMMENT ON FUNCTION @extschema@.calling_role() IS
 CREATE FUNCTION @extschema@.require_operator(what text) RETURNS regrole
     LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    caller regrole := @extschema@.calling_role();
+    caller regrole;
 BEGIN
+    BEGIN
+        caller := @extschema@.calling_role();
+    EXCEPTION WHEN undefined_function THEN
+        -- a session that still holds a library older than these SQL objects (CONTRACT §27)
+        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+            MESSAGE = 'this session runs an older witn library than the database''s SQL objects',
+            DETAIL = format('%s needs witn.calling_role(), which the library this session loaded does not have.', what),
+            HINT = 'Reconnect: a new session loads the installed library. With witn in shared_preload_libraries, restart the server.';
+    END;
     IF NOT pg_has_role(caller, 'witn_operator', 'USAGE') THEN
         RAISE EXCEPTION USING ERRCODE = '42501',
             MESSAGE = format('permission denied: %s is witn_operator''s, and %s is not one', what, caller),
@@ -477,7 +510,7 @@ BEGIN
         END IF;
         IF distributed THEN
             EXECUTE 'SELECT citus_total_relation_size($1)' INTO total_bytes USING t.oid;
-            EXECUTE 'SELECT coalesce(sum(s.result::bigint), 0) FROM run_command_on_shards($1, $2) s WHERE s.success'
+            EXECUTE 'SELECT sum(nullif(s.result, '''')::bigint) FROM run_command_on_shards($1, $2) s WHERE s.success'
                INTO rows_estimate
               USING t.oid, 'SELECT nullif(greatest(reltuples, -1), -1)::bigint FROM pg_class WHERE oid = ''%s''::regclass';
         ELSE

@@ -2,6 +2,25 @@
 -- the script never relies on search_path.
 \echo Use "CREATE EXTENSION witn" to load this file. \quit
 
+-- The library this session has loaded must be this script's (CONTRACT §27): a session that
+-- still holds an older one (the file was replaced under it) fails here, before anything is made.
+DO $library$
+BEGIN
+    IF pg_catalog.to_regprocedure('@extschema@.library_version()') IS NULL THEN
+        CREATE FUNCTION @extschema@.library_version() RETURNS text
+            AS 'MODULE_PATHNAME', 'witn_library_version' LANGUAGE C STABLE PARALLEL SAFE;
+    END IF;
+    IF @extschema@.library_version() <> '@WITN_VERSION@' THEN
+        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+EXCEPTION WHEN undefined_function OR object_not_in_prerequisite_state THEN
+    RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+        MESSAGE = 'this session runs an older witn library than witn @WITN_VERSION@, which this script needs',
+        HINT = 'Reconnect and run it again: a new session loads the installed library. With witn in shared_preload_libraries, restart the server first.';
+END $library$;
+COMMENT ON FUNCTION @extschema@.library_version() IS
+    'The version of the witn library this session has loaded (the SQL objects'' is pg_extension.extversion).';
+
 -- ---------------------------------------------------------------------------------------------
 -- witn.condition: a validated billable condition, stored as canonical JSON.
 -- ---------------------------------------------------------------------------------------------

@@ -78,8 +78,11 @@ BEGIN
         SELECT b.confirmed, b.failed INTO confirmed, failed
           FROM @extschema@.settle_batch(as_of, max_outcomes, NULL, '0.8.0', shard) b;
         RETURN;
-    EXCEPTION WHEN OTHERS THEN
-        NULL;
+    EXCEPTION
+        -- a library and SQL objects of different versions: the whole call fails, with what to
+        -- do, rather than every due outcome being filed as a settlement error
+        WHEN object_not_in_prerequisite_state THEN RAISE;
+        WHEN OTHERS THEN NULL;
     END;
     confirmed := 0;
     failed := 0;

@@ -16,8 +16,17 @@ COMMENT ON FUNCTION @extschema@.calling_role() IS
 CREATE FUNCTION @extschema@.require_operator(what text) RETURNS regrole
     LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    caller regrole := @extschema@.calling_role();
+    caller regrole;
 BEGIN
+    BEGIN
+        caller := @extschema@.calling_role();
+    EXCEPTION WHEN undefined_function THEN
+        -- a session that still holds a library older than these SQL objects (CONTRACT §27)
+        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+            MESSAGE = 'this session runs an older witn library than the database''s SQL objects',
+            DETAIL = format('%s needs witn.calling_role(), which the library this session loaded does not have.', what),
+            HINT = 'Reconnect: a new session loads the installed library. With witn in shared_preload_libraries, restart the server.';
+    END;
     IF NOT pg_has_role(caller, 'witn_operator', 'USAGE') THEN
         RAISE EXCEPTION USING ERRCODE = '42501',
             MESSAGE = format('permission denied: %s is witn_operator''s, and %s is not one', what, caller),
@@ -235,7 +244,7 @@ BEGIN
         END IF;
         IF distributed THEN
             EXECUTE 'SELECT citus_total_relation_size($1)' INTO total_bytes USING t.oid;
-            EXECUTE 'SELECT coalesce(sum(s.result::bigint), 0) FROM run_command_on_shards($1, $2) s WHERE s.success'
+            EXECUTE 'SELECT sum(nullif(s.result, '''')::bigint) FROM run_command_on_shards($1, $2) s WHERE s.success'
                INTO rows_estimate
               USING t.oid, 'SELECT nullif(greatest(reltuples, -1), -1)::bigint FROM pg_class WHERE oid = ''%s''::regclass';
         ELSE

@@ -12,6 +12,7 @@
 #include "pg/outcome_row.hpp"
 #include "pg/table_writer.hpp"
 #include "pg/values.hpp"
+#include "pg/version.hpp"
 
 extern "C" {
 #include "access/htup_details.h"
@@ -62,6 +63,7 @@ Datum replay_result(FunctionCallInfo fcinfo, std::int64_t outcome_id, std::optio
 // witn.replay_on(shard regclass, outcome_id bigint, missing_ok boolean): shard NULL is
 // witn.outcomes; on Citus, a shard of it, whose colocated events shard holds the log.
 WITN_FUNCTION(witn_replay) {
+    require_installed_version();
     if (PG_ARGISNULL(1)) return PointerGetDatum(nullptr);
     const std::int64_t outcome_id = PG_GETARG_INT64(1);
     const bool missing_ok = !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);

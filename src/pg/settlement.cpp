@@ -257,6 +257,7 @@ WITN_FUNCTION(witn_line_amount) {
 // witn.shard_of(name text, shard regclass) -> regclass: the relation standing for witn table
 // `name` beside `shard` (placement.hpp).
 WITN_FUNCTION(witn_shard_of) {
+    require_installed_version();
     const std::string name = from_text(PG_GETARG_TEXT_PP(0));
     const Oid anchor = PG_GETARG_OID(1);
     const Oid of = witn_table_of(anchor);

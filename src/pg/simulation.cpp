@@ -12,6 +12,7 @@
 #include "pg/placement.hpp"
 #include "pg/table_writer.hpp"
 #include "pg/values.hpp"
+#include "pg/version.hpp"
 
 extern "C" {
 #include "access/table.h"
@@ -65,6 +66,7 @@ witn::DraftTerms draft_of(FunctionCallInfo fcinfo) {
 // witn.simulate_on(shard regclass, agent_key, opened_from, opened_to, condition, settlement_period,
 // attribution_method, price_per_unit): shard NULL is witn.outcomes; on Citus one shard of it.
 WITN_FUNCTION(witn_simulate) {
+    require_installed_version();
     for (int i = 1; i <= 3; ++i)
         if (PG_ARGISNULL(i))
             witn::fail_validation(i == 1 ? "agent_key" : i == 2 ? "opened_from" : "opened_to", "present (not NULL)",

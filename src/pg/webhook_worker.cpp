@@ -23,6 +23,7 @@
 #include "core/webhook.hpp"
 #include "pg/settings.hpp"
 #include "pg/webhooks.hpp"
+#include "pg/version.hpp"
 
 extern "C" {
 #include "access/heapam.h"
@@ -1050,7 +1051,7 @@ void worker_loop() {
         if (!said)
             ereport(LOG, (errmsg("witn: webhook delivery waits: the SQL objects of database \"%s\" are witn %s, the library is witn %s",
                                  db.name().c_str(), version->c_str(), WITN_VERSION),
-                          errhint("Run ALTER EXTENSION witn UPDATE in that database.")));
+                          errhint("%s", witn::pg::version_hint(version->c_str()).c_str())));
         said = true;
         wait_latch(10000);
         if (got_sigterm) return;
