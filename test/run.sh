@@ -27,6 +27,8 @@
 #                ingestion while it drains);
 #                test/bench/simulate.sh --smoke (what-if over a settled history: events replayed
 #                per second, memory, NULL terms reproduce what happened);
+#                test/bench/retention.sh --smoke (witn.purge_events: throughput, ingestion while
+#                it purges, space; the purged outcomes are exactly the eligible ones);
 #                test/bench/citus.sh --smoke (Citus against a single node) when Citus is there
 #
 # Environment:
@@ -520,6 +522,17 @@ else
         show_log "$LOGS/bench-simulate.log" 60
         record bench 0 1
         failed "bench: test/bench/simulate.sh --smoke failed"
+    fi
+    # Retention: witn.purge_events alone and while events are ingested.
+    if witn_run_bounded 300 "$LOGS/bench-retention.log" bash test/bench/retention.sh --smoke; then
+        echo "    retention benchmark (test/bench/retention.sh --smoke): checks passed; smoke figures:"
+        grep -E '^(history|purge|ingestion|CPU|witn.events:)' "$LOGS/bench-retention.log" | indent
+        record bench 1 0
+    else
+        echo "    the retention benchmark smoke run FAILED:"
+        show_log "$LOGS/bench-retention.log" 60
+        record bench 0 1
+        failed "bench: test/bench/retention.sh --smoke failed"
     fi
     # The Citus benchmark (a cluster of its own against a single node), when Citus is there.
     if ! witn_citus_available; then

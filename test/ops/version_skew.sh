@@ -32,6 +32,10 @@ for f in witn.so witn.control "sql/witn--$cur.sql"; do
 done
 # The newest commit whose Makefile says EXTVERSION = prev: HEAD, or the parent of the version bump.
 has_prev() { git -C "$ROOT" show "$1:Makefile" 2>/dev/null | grep -qx "EXTVERSION = $prev"; }
+# A shallow clone lacks the previous release: fetch the rest of the history from its origin.
+if [ "$(git -C "$ROOT" rev-parse --is-shallow-repository 2>/dev/null)" = true ]; then
+    git -C "$ROOT" fetch -q --unshallow 2>/dev/null || true
+fi
 commit=""
 if has_prev HEAD; then
     commit=$(git -C "$ROOT" rev-parse HEAD)
