@@ -19,6 +19,9 @@
 #                worker, receivers on 127.0.0.1, faults, crashes), counted per check
 #   citus        each test/citus/*.sh on a Citus cluster of its own (1 coordinator + 2 workers,
 #                test/citus/cluster.sh), counted per check; skipped (and said so) without Citus
+#   docs         test/docs/run.sh: the code blocks of README.md and docs/{concepts,sql-reference,
+#                postgrest,operations}.md run in order, a fresh database per page, on a cluster of
+#                its own; the output they show compared; counted per block (skips are noted)
 #   fuzz         make fuzz (libFuzzer with ASan/UBSan), counted as one test
 #   bench        test/bench/run.sh --smoke: every benchmark scenario at 1/100 scale on its own
 #                cluster, with its correctness checks (as root only), counted as one test; and
@@ -420,6 +423,22 @@ else
     witn_citus_stop >/dev/null 2>&1
     export PGHOST=$single_host PGPORT=$single_port
 fi
+
+# ---- documentation ---------------------------------------------------------------------------
+# Every code block of the pages, on a cluster of its own (test/docs/doc_blocks.py says how).
+section "documentation (test/docs/run.sh: every code block run, the output shown compared)"
+witn_run_bounded 300 "$LOGS/docs.log" env WITN_PORT_BASE=56400 bash test/docs/run.sh
+rc=$?
+ok=$(grep -cE '^ok ' "$LOGS/docs.log")
+bad=$(grep -cE '^not ok ' "$LOGS/docs.log")
+skipped=$(grep -cE '^skip ' "$LOGS/docs.log")
+grep -E '^# [^ ]' "$LOGS/docs.log" | indent
+if ((rc != 0 || bad != 0)); then
+    grep -vE '^(ok|skip) |^# [^ ]' "$LOGS/docs.log" | head -n 300 | indent
+    sed -n 's/^not ok */docs: /p' "$LOGS/docs.log" >"$LOGS/docs.failed"
+    while read -r l; do failed "$l"; done <"$LOGS/docs.failed"
+fi
+record docs "$ok" "$((bad + (rc != 0 && bad == 0)))" "$skipped blocks skipped"
 
 # The cluster is not needed any more (fuzzing runs without it).
 if [ -n "$WITN_CLUSTER_DIR" ]; then
