@@ -32,7 +32,10 @@ BEGIN
         CREATE FUNCTION @extschema@.library_version() RETURNS text
             AS 'MODULE_PATHNAME', 'witn_library_version' LANGUAGE C STABLE PARALLEL SAFE;
     END IF;
-    IF @extschema@.library_version() <> '0.8.0' THEN
+    -- An older library fails here; a newer one (a later release running this script on the way
+    -- to its own version) goes on.
+    IF pg_catalog.string_to_array(pg_catalog.split_part(@extschema@.library_version(), '-', 1), '.')::integer[]
+       < pg_catalog.string_to_array('0.8.0', '.')::integer[] THEN
         RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
 EXCEPTION WHEN undefined_function OR object_not_in_prerequisite_state THEN
@@ -132,24 +135,15 @@ END $$;
 COMMENT ON FUNCTION @extschema@.settle_on(regclass, timestamptz, integer) IS
     'Internal to witn.settle(): settles one outcomes table or shard.';
 
-CREATE OR REPLACE FUNCTION @extschema@.settle(as_of timestamptz DEFAULT now(), max_outcomes integer DEFAULT NULL,
+CREATE OR REPLACE FUNCTION @extschema@.settle_all(as_of timestamptz, max_outcomes integer,
     OUT confirmed bigint, OUT failed bigint, OUT errors bigint)
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+    SET datestyle = 'ISO, YMD' SET intervalstyle = 'postgres' AS $$
 DECLARE
     shard record;
-    caller regrole;
 BEGIN
-    -- witn_operator's (CONTRACT §24); settling ahead of the clock bills what has not happened
-    -- yet, so only a superuser (a test database) may.
-    caller := @extschema@.require_operator('witn.settle()');
     IF as_of IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'WT001', MESSAGE = 'VALIDATION_ERROR: as_of must not be null';
-    END IF;
-    IF as_of > now() AND NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = caller) THEN
-        RAISE EXCEPTION USING ERRCODE = '42501',
-            MESSAGE = 'permission denied: witn.settle() as of a time later than now() is for superusers only',
-            DETAIL = format('as_of = %s, now() = %s, called by %s', as_of, now(), caller),
-            HINT = 'Call witn.settle() without as_of (it settles as of now()); settling ahead is for test databases, as a superuser.';
     END IF;
     IF max_outcomes IS NOT NULL AND max_outcomes < 0 THEN
         RAISE EXCEPTION USING ERRCODE = 'WT001',
@@ -185,8 +179,45 @@ BEGIN
         END IF;
     END LOOP;
 END $$;
+COMMENT ON FUNCTION @extschema@.settle_all(timestamptz, integer) IS
+    'Internal to witn.settle(): settles what is due at as_of here, or on every shard (Citus), with the caller''s rights.';
+
+CREATE OR REPLACE FUNCTION @extschema@.settle_as_operator(as_of timestamptz, max_outcomes integer,
+    OUT confirmed bigint, OUT failed bigint, OUT errors bigint)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF as_of > now() THEN
+        RAISE EXCEPTION USING ERRCODE = '42501',
+            MESSAGE = 'permission denied: witn.settle() as of a time later than now() is for superusers only',
+            DETAIL = format('as_of = %s, now() = %s', as_of, now()),
+            HINT = 'Call witn.settle() without as_of (it settles as of now()); settling ahead is for test databases, as a superuser.';
+    END IF;
+    SELECT s.confirmed, s.failed, s.errors INTO confirmed, failed, errors
+      FROM @extschema@.settle_all(as_of, max_outcomes) s;
+END $$;
+COMMENT ON FUNCTION @extschema@.settle_as_operator(timestamptz, integer) IS
+    'Internal to witn.settle(): a witn_operator''s settlement, as witn''s owner, never as of a later time than now().';
+
+CREATE OR REPLACE FUNCTION @extschema@.settle(as_of timestamptz DEFAULT now(), max_outcomes integer DEFAULT NULL,
+    OUT confirmed bigint, OUT failed bigint, OUT errors bigint)
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user) THEN
+        SELECT s.confirmed, s.failed, s.errors INTO confirmed, failed, errors
+          FROM @extschema@.settle_all(as_of, max_outcomes) s;
+        RETURN;
+    END IF;
+    IF NOT has_function_privilege(current_user, '@extschema@.settle_as_operator(timestamptz, integer)', 'EXECUTE') THEN
+        RAISE EXCEPTION USING ERRCODE = '42501',
+            MESSAGE = format('permission denied: witn.settle() is witn_operator''s, and %s is not one', current_user),
+            DETAIL = 'Settlement, retention and redelivery are granted to witn_operator (witn_admin is one too).',
+            HINT = format('GRANT witn_operator TO %I;', current_user);
+    END IF;
+    SELECT s.confirmed, s.failed, s.errors INTO confirmed, failed, errors
+      FROM @extschema@.settle_as_operator(as_of, max_outcomes) s;
+END $$;
 COMMENT ON FUNCTION @extschema@.settle(timestamptz, integer) IS
-    'Settles every outcome due at as_of (at most max_outcomes, NULL for all; on Citus per shard): OPEN -> FAILED, PENDING -> scheduled_resolution, resolved_at = settles_at, one invoice line per confirmation, one notification per resolution, all in this transaction (on Citus, in one transaction per shard on its node, all shards in parallel). Safe to run concurrently and repeatedly. Returns counts; outcomes that fail are recorded in witn.settlement_errors and skipped.';
+    'Settles every outcome due at as_of (at most max_outcomes, NULL for all; on Citus per shard): OPEN -> FAILED, PENDING -> scheduled_resolution, resolved_at = settles_at, one invoice line per confirmation, one notification per resolution, all in this transaction (on Citus, in one transaction per shard on its node, all shards in parallel). Safe to run concurrently and repeatedly. Returns counts; outcomes that fail are recorded in witn.settlement_errors and skipped. witn_operator''s; as of a later time than now() only a superuser''s.';
 
 CREATE OR REPLACE FUNCTION @extschema@.verify_on(shard regclass)
     RETURNS TABLE (outcome_id bigint, customer_key text, outcome_key text, differences text[])
@@ -267,42 +298,10 @@ COMMENT ON FUNCTION @extschema@.simulate(text, timestamptz, timestamptz, @extsch
 -- ---------------------------------------------------------------------------------------------
 -- Running witn (CONTRACT §24, §25): the operator role's rights, retention and the monitoring
 -- views. witn_operator runs the product without owning it: GRANT witn_operator TO a login role
--- is all it takes (its schema and function rights are granted here).
+-- is all it takes (its schema and function rights are granted here). Rights are checked for
+-- current_user, as PostgreSQL checks them: the purges are granted to witn_operator; settle()
+-- checks for itself (sql/install/30_settlement.sql), to tell other roles what to grant.
 -- ---------------------------------------------------------------------------------------------
-
--- The role that called a witn function, seen from inside a SECURITY DEFINER one: the session's
--- user or the role it SET ROLE to (PostgREST per request, pg_cron per job).
-CREATE FUNCTION @extschema@.calling_role() RETURNS regrole
-    AS 'MODULE_PATHNAME', 'witn_calling_role' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION @extschema@.calling_role() IS
-    'Internal: the role that called witn, outside every SECURITY DEFINER function.';
-
--- Refuses a caller who is not a witn_operator (witn_admin is one; superusers are everything),
--- with the GRANT that would allow it.
-CREATE FUNCTION @extschema@.require_operator(what text) RETURNS regrole
-    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    caller regrole;
-BEGIN
-    BEGIN
-        caller := @extschema@.calling_role();
-    EXCEPTION WHEN undefined_function THEN
-        -- a session that still holds a library older than these SQL objects (CONTRACT §27)
-        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
-            MESSAGE = 'this session runs an older witn library than the database''s SQL objects',
-            DETAIL = format('%s needs witn.calling_role(), which the library this session loaded does not have.', what),
-            HINT = 'Reconnect: a new session loads the installed library. With witn in shared_preload_libraries, restart the server.';
-    END;
-    IF NOT pg_has_role(caller, 'witn_operator', 'USAGE') THEN
-        RAISE EXCEPTION USING ERRCODE = '42501',
-            MESSAGE = format('permission denied: %s is witn_operator''s, and %s is not one', what, caller),
-            DETAIL = 'Settlement, retention and redelivery are granted to witn_operator (witn_admin is one too).',
-            HINT = format('GRANT witn_operator TO %s;', caller);
-    END IF;
-    RETURN caller;
-END $$;
-COMMENT ON FUNCTION @extschema@.require_operator(text) IS
-    'Internal: refuses (42501, with the GRANT to run) a caller who is not a witn_operator.';
 
 DO $$
 BEGIN
@@ -347,14 +346,15 @@ END $$;
 COMMENT ON FUNCTION @extschema@.purge_on(regclass, timestamptz, integer) IS
     'Internal to witn.purge_events(): purges one outcomes table or shard.';
 
+-- Values go to the other nodes (Citus) as text, in one style.
 CREATE FUNCTION @extschema@.purge_events(resolved_before timestamptz, max_outcomes integer DEFAULT 10000)
     RETURNS bigint
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    SET datestyle = 'ISO, YMD' SET intervalstyle = 'postgres' AS $$
 DECLARE
     deleted bigint := 0;
     shard record;
 BEGIN
-    PERFORM @extschema@.require_operator('witn.purge_events()');
     IF resolved_before IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'WT001', MESSAGE = 'VALIDATION_ERROR: resolved_before must not be null',
             HINT = 'Name the time before which resolved outcomes lose their events, e.g. now() - interval ''13 months''.';
@@ -420,7 +420,6 @@ CREATE FUNCTION @extschema@.purge_settlement_errors(occurred_before timestamptz)
 DECLARE
     deleted bigint;
 BEGIN
-    PERFORM @extschema@.require_operator('witn.purge_settlement_errors()');
     IF occurred_before IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'WT001', MESSAGE = 'VALIDATION_ERROR: occurred_before must not be null';
     END IF;
@@ -436,7 +435,6 @@ CREATE FUNCTION @extschema@.purge_webhook_deliveries(delivered_before timestampt
 DECLARE
     deleted bigint;
 BEGIN
-    PERFORM @extschema@.require_operator('witn.purge_webhook_deliveries()');
     IF delivered_before IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'WT001', MESSAGE = 'VALIDATION_ERROR: delivered_before must not be null';
     END IF;
@@ -544,17 +542,20 @@ COMMENT ON VIEW @extschema@.retention_backlog IS
 -- ---------------------------------------------------------------------------------------------
 REVOKE ALL ON @extschema@.settlement_backlog, @extschema@.settlement_error_summary, @extschema@.webhook_backlog,
     @extschema@.storage, @extschema@.retention_backlog FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION @extschema@.calling_role(), @extschema@.require_operator(text),
+REVOKE EXECUTE ON FUNCTION
     @extschema@.purge_on(regclass, timestamptz, integer), @extschema@.purge_events(timestamptz, integer),
     @extschema@.purge_settlement_errors(timestamptz), @extschema@.purge_webhook_deliveries(timestamptz),
-    @extschema@.storage_of() FROM PUBLIC;
+    @extschema@.storage_of(), @extschema@.settle_all(timestamptz, integer),
+    @extschema@.settle_as_operator(timestamptz, integer) FROM PUBLIC;
 GRANT USAGE ON SCHEMA @extschema@ TO witn_operator;
--- settle() and the purges check the caller themselves (require_operator), so that a role that
--- may not call them is told what to grant.
-GRANT EXECUTE ON FUNCTION @extschema@.settle(timestamptz, integer), @extschema@.purge_events(timestamptz, integer),
-    @extschema@.purge_settlement_errors(timestamptz), @extschema@.purge_webhook_deliveries(timestamptz)
+-- Every witn role may call settle(): it settles for a witn_operator (through
+-- settle_as_operator) and tells the others what to grant.
+GRANT EXECUTE ON FUNCTION @extschema@.settle(timestamptz, integer)
     TO witn_operator, witn_admin, witn_ingest, witn_reader, witn_customer;
-GRANT EXECUTE ON FUNCTION @extschema@.redeliver(bigint, bigint), @extschema@.verify() TO witn_operator;
+GRANT EXECUTE ON FUNCTION @extschema@.settle_as_operator(timestamptz, integer), @extschema@.purge_events(timestamptz, integer),
+    @extschema@.purge_settlement_errors(timestamptz), @extschema@.purge_webhook_deliveries(timestamptz),
+    @extschema@.redeliver(bigint, bigint)
+    TO witn_operator;
 GRANT SELECT ON @extschema@.settlement_backlog, @extschema@.settlement_error_summary, @extschema@.webhook_backlog,
     @extschema@.storage, @extschema@.retention_backlog
     TO witn_operator, witn_admin, witn_reader;
@@ -618,7 +619,8 @@ BEGIN
         -- and the current user's mapping make it.
         conninfo := 'witn_cron';
     ELSIF conninfo IS NOT NULL THEN
-        IF conninfo ~* '(^|\s)password\s*=' OR conninfo ~* '^postgres(ql)?://[^/@]*:[^/@]*@' THEN
+        IF conninfo ~* '(^|\s)password\s*=' OR conninfo ~* '^postgres(ql)?://[^/@]*:[^/@]*@'
+           OR conninfo ~* '^postgres(ql)?://[^?]*\?(.*&)?password=' THEN
             RAISE EXCEPTION USING ERRCODE = 'WT009',
                 MESSAGE = 'CRON_NOT_AVAILABLE: witn.cron_conninfo holds a password',
                 DETAIL = 'Every user of the database can read a setting.',
@@ -708,8 +710,8 @@ REVOKE EXECUTE ON FUNCTION @extschema@.cron_settings(), @extschema@.cron_remote_
 
 -- What the commit of a DROP runs to remove this database's witn jobs: {the statement to run
 -- here, the same to run by hand in the cron database, the cron database}; NULL when there is
--- nothing to remove. When pg_cron cannot be reached it warns, with what to run by hand, and
--- returns NULL: the drop goes on.
+-- nothing to remove. When pg_cron cannot be reached through dblink the drop is refused (WT009),
+-- with what to run instead; without dblink (witn scheduled nothing from here) it warns.
 CREATE FUNCTION @extschema@.cron_removal_statement() RETURNS text[]
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -722,15 +724,28 @@ BEGIN
     IF to_regnamespace('cron') IS NULL AND (@extschema@.cron_settings()).database_name IS NULL THEN
         RETURN NULL; -- pg_cron is not loaded: there is no job
     END IF;
+    IF current_setting('application_name') LIKE 'citus\_internal gpid=%' THEN
+        RETURN NULL; -- a Citus node dropping witn for its coordinator, where the jobs are
+    END IF;
     BEGIN
         found := @extschema@.cron_call('SELECT count(*) ' || jobs)::bigint;
     EXCEPTION WHEN SQLSTATE 'WT009' THEN
         GET STACKED DIAGNOSTICS failed_message = MESSAGE_TEXT, failed_detail = PG_EXCEPTION_DETAIL;
-        RAISE WARNING 'witn: could not look for witn''s pg_cron jobs of this database: %', failed_message
-            USING DETAIL = coalesce(failed_detail, ''),
-                  HINT = format('Once the drop has committed, run in database %s: SELECT cron.unschedule(jobid) %s;',
-                                cron_db, jobs);
-        RETURN NULL;
+        -- Without dblink, witn could not have scheduled anything from here: say what to run if a
+        -- job was made by hand, and go on. With dblink, jobs may exist and would stay behind,
+        -- failing every minute: refused, with both ways out.
+        IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'dblink') THEN
+            RAISE WARNING 'witn: could not look for witn''s pg_cron jobs of this database: %', failed_message
+                USING DETAIL = coalesce(failed_detail, ''),
+                      HINT = format('If you scheduled any by hand, run in database %s once the drop has committed: SELECT cron.unschedule(jobid) %s;',
+                                    cron_db, jobs);
+            RETURN NULL;
+        END IF;
+        RAISE EXCEPTION USING ERRCODE = 'WT009',
+            MESSAGE = 'CRON_NOT_AVAILABLE: DROP EXTENSION witn cannot reach pg_cron to remove this database''s jobs; nothing was dropped',
+            DETAIL = failed_message || coalesce(': ' || failed_detail, ''),
+            HINT = format('Make pg_cron reachable from this database and drop again; or run in database %s: SELECT cron.unschedule(jobid) %s; then here: ALTER EVENT TRIGGER witn_removal DISABLE; DROP EXTENSION witn; DROP SCHEMA witn;',
+                          cron_db, jobs);
     END;
     IF found = 0 THEN
         RETURN NULL;

@@ -10,7 +10,10 @@ BEGIN
         CREATE FUNCTION @extschema@.library_version() RETURNS text
             AS 'MODULE_PATHNAME', 'witn_library_version' LANGUAGE C STABLE PARALLEL SAFE;
     END IF;
-    IF @extschema@.library_version() <> '@WITN_VERSION@' THEN
+    -- An older library fails here; a newer one (a later release running this script on the way
+    -- to its own version) goes on.
+    IF pg_catalog.string_to_array(pg_catalog.split_part(@extschema@.library_version(), '-', 1), '.')::integer[]
+       < pg_catalog.string_to_array('@WITN_VERSION@', '.')::integer[] THEN
         RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
 EXCEPTION WHEN undefined_function OR object_not_in_prerequisite_state THEN

@@ -109,24 +109,18 @@ END $$;
 COMMENT ON FUNCTION @extschema@.settle_on(regclass, timestamptz, integer) IS
     'Internal to witn.settle(): settles one outcomes table or shard.';
 
-CREATE FUNCTION @extschema@.settle(as_of timestamptz DEFAULT now(), max_outcomes integer DEFAULT NULL,
+-- The settlement of every outcome due at as_of, here or (Citus) on every shard's node, with the
+-- rights of its caller: witn.settle() calls it for a superuser, witn.settle_as_operator() (as
+-- witn's owner) for a witn_operator. Values go to the other nodes as text, in one style.
+CREATE FUNCTION @extschema@.settle_all(as_of timestamptz, max_outcomes integer,
     OUT confirmed bigint, OUT failed bigint, OUT errors bigint)
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+    SET datestyle = 'ISO, YMD' SET intervalstyle = 'postgres' AS $$
 DECLARE
     shard record;
-    caller regrole;
 BEGIN
-    -- witn_operator's (CONTRACT §24); settling ahead of the clock bills what has not happened
-    -- yet, so only a superuser (a test database) may.
-    caller := @extschema@.require_operator('witn.settle()');
     IF as_of IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'WT001', MESSAGE = 'VALIDATION_ERROR: as_of must not be null';
-    END IF;
-    IF as_of > now() AND NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = caller) THEN
-        RAISE EXCEPTION USING ERRCODE = '42501',
-            MESSAGE = 'permission denied: witn.settle() as of a time later than now() is for superusers only',
-            DETAIL = format('as_of = %s, now() = %s, called by %s', as_of, now(), caller),
-            HINT = 'Call witn.settle() without as_of (it settles as of now()); settling ahead is for test databases, as a superuser.';
     END IF;
     IF max_outcomes IS NOT NULL AND max_outcomes < 0 THEN
         RAISE EXCEPTION USING ERRCODE = 'WT001',
@@ -162,8 +156,51 @@ BEGIN
         END IF;
     END LOOP;
 END $$;
+COMMENT ON FUNCTION @extschema@.settle_all(timestamptz, integer) IS
+    'Internal to witn.settle(): settles what is due at as_of here, or on every shard (Citus), with the caller''s rights.';
+
+-- witn_operator's settlement (CONTRACT §24), as witn's owner: never ahead of the clock, whoever
+-- calls it (only a superuser settles ahead, through witn.settle() with its own rights).
+CREATE FUNCTION @extschema@.settle_as_operator(as_of timestamptz, max_outcomes integer,
+    OUT confirmed bigint, OUT failed bigint, OUT errors bigint)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF as_of > now() THEN
+        RAISE EXCEPTION USING ERRCODE = '42501',
+            MESSAGE = 'permission denied: witn.settle() as of a time later than now() is for superusers only',
+            DETAIL = format('as_of = %s, now() = %s', as_of, now()),
+            HINT = 'Call witn.settle() without as_of (it settles as of now()); settling ahead is for test databases, as a superuser.';
+    END IF;
+    SELECT s.confirmed, s.failed, s.errors INTO confirmed, failed, errors
+      FROM @extschema@.settle_all(as_of, max_outcomes) s;
+END $$;
+COMMENT ON FUNCTION @extschema@.settle_as_operator(timestamptz, integer) IS
+    'Internal to witn.settle(): a witn_operator''s settlement, as witn''s owner, never as of a later time than now().';
+
+-- The caller is current_user: the role whose rights this statement runs with (a PostgREST
+-- request's role, a pg_cron job's user, the owner of a security-restricted operation). A
+-- superuser settles with its own rights, at any as_of; a witn_operator through
+-- settle_as_operator(); anyone else is told what to grant.
+CREATE FUNCTION @extschema@.settle(as_of timestamptz DEFAULT now(), max_outcomes integer DEFAULT NULL,
+    OUT confirmed bigint, OUT failed bigint, OUT errors bigint)
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user) THEN
+        SELECT s.confirmed, s.failed, s.errors INTO confirmed, failed, errors
+          FROM @extschema@.settle_all(as_of, max_outcomes) s;
+        RETURN;
+    END IF;
+    IF NOT has_function_privilege(current_user, '@extschema@.settle_as_operator(timestamptz, integer)', 'EXECUTE') THEN
+        RAISE EXCEPTION USING ERRCODE = '42501',
+            MESSAGE = format('permission denied: witn.settle() is witn_operator''s, and %s is not one', current_user),
+            DETAIL = 'Settlement, retention and redelivery are granted to witn_operator (witn_admin is one too).',
+            HINT = format('GRANT witn_operator TO %I;', current_user);
+    END IF;
+    SELECT s.confirmed, s.failed, s.errors INTO confirmed, failed, errors
+      FROM @extschema@.settle_as_operator(as_of, max_outcomes) s;
+END $$;
 COMMENT ON FUNCTION @extschema@.settle(timestamptz, integer) IS
-    'Settles every outcome due at as_of (at most max_outcomes, NULL for all; on Citus per shard): OPEN -> FAILED, PENDING -> scheduled_resolution, resolved_at = settles_at, one invoice line per confirmation, one notification per resolution, all in this transaction (on Citus, in one transaction per shard on its node, all shards in parallel). Safe to run concurrently and repeatedly. Returns counts; outcomes that fail are recorded in witn.settlement_errors and skipped.';
+    'Settles every outcome due at as_of (at most max_outcomes, NULL for all; on Citus per shard): OPEN -> FAILED, PENDING -> scheduled_resolution, resolved_at = settles_at, one invoice line per confirmation, one notification per resolution, all in this transaction (on Citus, in one transaction per shard on its node, all shards in parallel). Safe to run concurrently and repeatedly. Returns counts; outcomes that fail are recorded in witn.settlement_errors and skipped. witn_operator''s; as of a later time than now() only a superuser''s.';
 
 -- Closing a month (CONTRACT §18), for one customer or for all: once it has ended in the
 -- customer's timezone; idempotent. SECURITY DEFINER: witn_admin calls it, nobody writes

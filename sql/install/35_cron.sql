@@ -77,7 +77,8 @@ BEGIN
         -- and the current user's mapping make it.
         conninfo := 'witn_cron';
     ELSIF conninfo IS NOT NULL THEN
-        IF conninfo ~* '(^|\s)password\s*=' OR conninfo ~* '^postgres(ql)?://[^/@]*:[^/@]*@' THEN
+        IF conninfo ~* '(^|\s)password\s*=' OR conninfo ~* '^postgres(ql)?://[^/@]*:[^/@]*@'
+           OR conninfo ~* '^postgres(ql)?://[^?]*\?(.*&)?password=' THEN
             RAISE EXCEPTION USING ERRCODE = 'WT009',
                 MESSAGE = 'CRON_NOT_AVAILABLE: witn.cron_conninfo holds a password',
                 DETAIL = 'Every user of the database can read a setting.',

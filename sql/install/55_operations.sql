@@ -1,42 +1,10 @@
 -- ---------------------------------------------------------------------------------------------
 -- Running witn (CONTRACT §24, §25): the operator role's rights, retention and the monitoring
 -- views. witn_operator runs the product without owning it: GRANT witn_operator TO a login role
--- is all it takes (its schema and function rights are granted here).
+-- is all it takes (its schema and function rights are granted here). Rights are checked for
+-- current_user, as PostgreSQL checks them: the purges are granted to witn_operator; settle()
+-- checks for itself (sql/install/30_settlement.sql), to tell other roles what to grant.
 -- ---------------------------------------------------------------------------------------------
-
--- The role that called a witn function, seen from inside a SECURITY DEFINER one: the session's
--- user or the role it SET ROLE to (PostgREST per request, pg_cron per job).
-CREATE FUNCTION @extschema@.calling_role() RETURNS regrole
-    AS 'MODULE_PATHNAME', 'witn_calling_role' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION @extschema@.calling_role() IS
-    'Internal: the role that called witn, outside every SECURITY DEFINER function.';
-
--- Refuses a caller who is not a witn_operator (witn_admin is one; superusers are everything),
--- with the GRANT that would allow it.
-CREATE FUNCTION @extschema@.require_operator(what text) RETURNS regrole
-    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    caller regrole;
-BEGIN
-    BEGIN
-        caller := @extschema@.calling_role();
-    EXCEPTION WHEN undefined_function THEN
-        -- a session that still holds a library older than these SQL objects (CONTRACT §27)
-        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
-            MESSAGE = 'this session runs an older witn library than the database''s SQL objects',
-            DETAIL = format('%s needs witn.calling_role(), which the library this session loaded does not have.', what),
-            HINT = 'Reconnect: a new session loads the installed library. With witn in shared_preload_libraries, restart the server.';
-    END;
-    IF NOT pg_has_role(caller, 'witn_operator', 'USAGE') THEN
-        RAISE EXCEPTION USING ERRCODE = '42501',
-            MESSAGE = format('permission denied: %s is witn_operator''s, and %s is not one', what, caller),
-            DETAIL = 'Settlement, retention and redelivery are granted to witn_operator (witn_admin is one too).',
-            HINT = format('GRANT witn_operator TO %s;', caller);
-    END IF;
-    RETURN caller;
-END $$;
-COMMENT ON FUNCTION @extschema@.require_operator(text) IS
-    'Internal: refuses (42501, with the GRANT to run) a caller who is not a witn_operator.';
 
 DO $$
 BEGIN
@@ -81,14 +49,15 @@ END $$;
 COMMENT ON FUNCTION @extschema@.purge_on(regclass, timestamptz, integer) IS
     'Internal to witn.purge_events(): purges one outcomes table or shard.';
 
+-- Values go to the other nodes (Citus) as text, in one style.
 CREATE FUNCTION @extschema@.purge_events(resolved_before timestamptz, max_outcomes integer DEFAULT 10000)
     RETURNS bigint
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    SET datestyle = 'ISO, YMD' SET intervalstyle = 'postgres' AS $$
 DECLARE
     deleted bigint := 0;
     shard record;
 BEGIN
-    PERFORM @extschema@.require_operator('witn.purge_events()');
     IF resolved_before IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'WT001', MESSAGE = 'VALIDATION_ERROR: resolved_before must not be null',
             HINT = 'Name the time before which resolved outcomes lose their events, e.g. now() - interval ''13 months''.';
@@ -154,7 +123,6 @@ CREATE FUNCTION @extschema@.purge_settlement_errors(occurred_before timestamptz)
 DECLARE
     deleted bigint;
 BEGIN
-    PERFORM @extschema@.require_operator('witn.purge_settlement_errors()');
     IF occurred_before IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'WT001', MESSAGE = 'VALIDATION_ERROR: occurred_before must not be null';
     END IF;
@@ -170,7 +138,6 @@ CREATE FUNCTION @extschema@.purge_webhook_deliveries(delivered_before timestampt
 DECLARE
     deleted bigint;
 BEGIN
-    PERFORM @extschema@.require_operator('witn.purge_webhook_deliveries()');
     IF delivered_before IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'WT001', MESSAGE = 'VALIDATION_ERROR: delivered_before must not be null';
     END IF;
@@ -278,17 +245,20 @@ COMMENT ON VIEW @extschema@.retention_backlog IS
 -- ---------------------------------------------------------------------------------------------
 REVOKE ALL ON @extschema@.settlement_backlog, @extschema@.settlement_error_summary, @extschema@.webhook_backlog,
     @extschema@.storage, @extschema@.retention_backlog FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION @extschema@.calling_role(), @extschema@.require_operator(text),
+REVOKE EXECUTE ON FUNCTION
     @extschema@.purge_on(regclass, timestamptz, integer), @extschema@.purge_events(timestamptz, integer),
     @extschema@.purge_settlement_errors(timestamptz), @extschema@.purge_webhook_deliveries(timestamptz),
-    @extschema@.storage_of() FROM PUBLIC;
+    @extschema@.storage_of(), @extschema@.settle_all(timestamptz, integer),
+    @extschema@.settle_as_operator(timestamptz, integer) FROM PUBLIC;
 GRANT USAGE ON SCHEMA @extschema@ TO witn_operator;
--- settle() and the purges check the caller themselves (require_operator), so that a role that
--- may not call them is told what to grant.
-GRANT EXECUTE ON FUNCTION @extschema@.settle(timestamptz, integer), @extschema@.purge_events(timestamptz, integer),
-    @extschema@.purge_settlement_errors(timestamptz), @extschema@.purge_webhook_deliveries(timestamptz)
+-- Every witn role may call settle(): it settles for a witn_operator (through
+-- settle_as_operator) and tells the others what to grant.
+GRANT EXECUTE ON FUNCTION @extschema@.settle(timestamptz, integer)
     TO witn_operator, witn_admin, witn_ingest, witn_reader, witn_customer;
-GRANT EXECUTE ON FUNCTION @extschema@.redeliver(bigint, bigint), @extschema@.verify() TO witn_operator;
+GRANT EXECUTE ON FUNCTION @extschema@.settle_as_operator(timestamptz, integer), @extschema@.purge_events(timestamptz, integer),
+    @extschema@.purge_settlement_errors(timestamptz), @extschema@.purge_webhook_deliveries(timestamptz),
+    @extschema@.redeliver(bigint, bigint)
+    TO witn_operator;
 GRANT SELECT ON @extschema@.settlement_backlog, @extschema@.settlement_error_summary, @extschema@.webhook_backlog,
     @extschema@.storage, @extschema@.retention_backlog
     TO witn_operator, witn_admin, witn_reader;

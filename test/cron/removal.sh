@@ -123,16 +123,33 @@ sql "DROP SCHEMA witn; DROP SCHEMA IF EXISTS witn_api" >/dev/null
 cron_sql "SELECT cron.unschedule(jobid) FROM cron.job WHERE database = '$db' AND jobname LIKE 'witn-%'" >/dev/null
 
 # ---------------------------------------------------------------------------------------------
-# pg_cron out of reach: a warning with what to run, and the drop goes on.
+# pg_cron out of reach. Without dblink (witn scheduled nothing from here): a warning with what to
+# run for a job made by hand, and the drop goes on. With dblink but no connection: refused (its
+# jobs would stay and fail every minute), with the ways out.
 # ---------------------------------------------------------------------------------------------
 install
 sql "SELECT witn.schedule_settlement()" >/dev/null
 sql "DROP EXTENSION dblink" >/dev/null
 out=$(witn_psql -d $db -c "DROP EXTENSION witn" 2>&1)
 check "without dblink, DROP EXTENSION witn warns" "yes" "$(contains "WARNING:  witn: could not look for witn's pg_cron jobs" "$out")"
-hint=$(sed -n 's/^HINT:  Once the drop has committed, run in database postgres: \(.*\);$/\1/p' <<<"$out")
+hint=$(sed -n 's/^HINT:  If you scheduled any by hand, run in database postgres once the drop has committed: \(.*\);$/\1/p' <<<"$out")
 check "and goes on" "0|0|0|0" "$(leftovers)"
 check "the hint's statement removes the job" "1|0|2" "$(jobs | cut -d'|' -f1)|$(cron_sql "$hint" >/dev/null; jobs)"
+
+install
+sql "SELECT witn.schedule_settlement()" >/dev/null
+sql "ALTER DATABASE $db SET witn.cron_conninfo = 'host=127.0.0.1 port=1 dbname=postgres'" >/dev/null
+out=$(witn_psql -d $db -c "DROP EXTENSION witn" 2>&1)
+check "with dblink and pg_cron out of reach, DROP EXTENSION witn is refused with WT009" "yes" \
+    "$(contains "ERROR:  CRON_NOT_AVAILABLE: DROP EXTENSION witn cannot reach pg_cron to remove this database's jobs; nothing was dropped" "$out")"
+check "and nothing is dropped" "1|1" "$(sql "SELECT count(*) FROM pg_extension WHERE extname = 'witn'")|$(jobs | cut -d'|' -f1)"
+unschedule=$(sed -n 's/^HINT:  .* or run in database postgres: \(SELECT cron.unschedule(jobid) [^;]*\); then here: \(.*\)$/\1/p' <<<"$out")
+here=$(sed -n 's/^HINT:  .*; then here: \(.*\)$/\1/p' <<<"$out")
+cron_sql "$unschedule" >/dev/null
+witn_psql -q -d $db -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" -c "$here" >/dev/null 2>&1
+check "the hint's other way (unschedule by hand, disable the trigger, drop) leaves nothing" "0|0|0|0" "$(leftovers)"
+check "and no job" "0" "$(jobs | cut -d'|' -f1)"
+sql "ALTER DATABASE $db RESET witn.cron_conninfo" >/dev/null
 
 if ((failures)); then
     echo "removal: $failures check(s) failed"

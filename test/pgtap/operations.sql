@@ -6,7 +6,7 @@
 -- simulate skip them and say so; a late event after the purge changes nothing. Settlement errors
 -- and delivered webhooks have their purges. The monitoring views count what they should.
 BEGIN;
-SELECT plan(64);
+SELECT plan(68);
 SET LOCAL TimeZone = 'UTC';
 
 -- A month of history, settled as of now: every outcome's events occurred 30 or 20 days ago.
@@ -52,7 +52,8 @@ CREATE TEMP TABLE notifications_before AS SELECT * FROM witn.notifications;
 -- witn_operator: settlement.
 -- ---------------------------------------------------------------------------------------------
 SELECT is((SELECT count(*) FROM witn.outcomes WHERE resolved_at IS NULL), 1::bigint, 'the history is settled but for the open outcome');
-SELECT is((SELECT witn.calling_role()::text), current_user::text, 'calling_role() is the role that called');
+SELECT is((SELECT prosecdef FROM pg_proc WHERE oid = 'witn.settle(timestamptz, integer)'::regprocedure), false,
+    'settle() runs with its caller''s rights (and checks current_user); a witn_operator goes through settle_as_operator');
 SET LOCAL ROLE witn_operator;
 SELECT lives_ok('SELECT witn.settle()', 'witn_operator settles, as of now(), with no other grant');
 SELECT lives_ok('SELECT witn.settle(now() - interval ''1 hour'', 10)', 'and as of an earlier time');
@@ -85,10 +86,35 @@ SELECT is(pg_temp.error_of('witn_ingest', 'SELECT witn.settle()'),
     '42501: permission denied: witn.settle() is witn_operator''s, and witn_ingest is not one | GRANT witn_operator TO witn_ingest;',
     'witn_ingest calling settle() is refused with the GRANT that would allow it');
 SELECT is(pg_temp.error_of('witn_reader', 'SELECT witn.purge_events(now() - interval ''1 year'')'),
-    '42501: permission denied: witn.purge_events() is witn_operator''s, and witn_reader is not one | GRANT witn_operator TO witn_reader;',
-    'witn_reader calling purge_events() likewise');
+    '42501: permission denied for function purge_events | ',
+    'witn_reader may not purge (PostgreSQL''s own refusal: the purges are granted to witn_operator)');
 SELECT is(left(pg_temp.error_of('witn_customer', 'SELECT witn.purge_settlement_errors(now())'), 5), '42501',
     'witn_customer may not purge settlement errors');
+
+SELECT is(pg_temp.error_of('witn_operator', 'SELECT witn.settle_as_operator(now() + interval ''1 day'', NULL)'),
+    '42501: permission denied: witn.settle() as of a time later than now() is for superusers only | Call witn.settle() without as_of (it settles as of now()); settling ahead is for test databases, as a superuser.',
+    'nor by calling settle_as_operator directly');
+SELECT is(left(pg_temp.error_of('witn_reader', 'SELECT witn.settle_as_operator(now(), NULL)'), 5), '42501',
+    'settle_as_operator is witn_operator''s only');
+-- A security-restricted operation (here an index expression that a superuser's ANALYZE or
+-- autovacuum evaluates as the table's owner) runs with the owner's rights: a non-operator's
+-- function cannot settle, let alone ahead, through a superuser.
+CREATE ROLE ops_mal_test;
+GRANT witn_reader TO ops_mal_test;
+CREATE SCHEMA ops_mal AUTHORIZATION ops_mal_test;
+SET LOCAL ROLE ops_mal_test;
+CREATE FUNCTION ops_mal.f(x integer) RETURNS integer LANGUAGE plpgsql IMMUTABLE AS $f$
+BEGIN
+    PERFORM witn.settle(now() + interval '1 day');
+    RETURN x;
+END $f$;
+CREATE TABLE ops_mal.t (x integer);
+INSERT INTO ops_mal.t VALUES (1), (2);
+RESET ROLE;
+SELECT throws_ok('CREATE INDEX ON ops_mal.t (ops_mal.f(x))', '42501',
+    'permission denied: witn.settle() is witn_operator''s, and ops_mal_test is not one',
+    'settle() called in a security-restricted operation started by a superuser is refused: it runs as the table''s owner');
+SELECT is((SELECT count(*) FROM witn.outcomes WHERE key = 'open' AND resolved_at IS NOT NULL), 0::bigint, 'and settles nothing');
 
 -- A login role given witn_operator, as docs/operations.md says, and nothing else.
 CREATE ROLE ops_login_test LOGIN;

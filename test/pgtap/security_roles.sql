@@ -142,17 +142,18 @@ SELECT results_eq($$ SELECT * FROM pg_temp.privileges('witn_operator') $$, $$ VA
     ('witn.webhook_endpoints', 'SELECT(created_at, customer_key, description, enabled, event_types, id, updated_at, url)'),
     ('witn.webhook_status', 'SELECT') $$,
     'witn_operator: reads the monitoring views, settlement errors and webhook deliveries (not the endpoints'' secrets), no customer''s business rows');
--- settle() and the purges are executable by every witn role: they check the caller themselves
--- (witn_operator) and tell the others what to grant.
-CREATE TEMP VIEW operator_calls AS SELECT unnest(ARRAY['witn.settle(timestamp with time zone,integer)',
-    'witn.purge_events(timestamp with time zone,integer)', 'witn.purge_settlement_errors(timestamp with time zone)',
-    'witn.purge_webhook_deliveries(timestamp with time zone)']) AS f;
+-- settle() is executable by every witn role: it checks current_user itself (a witn_operator
+-- settles through settle_as_operator) and tells the others what to grant.
+CREATE TEMP VIEW operator_calls AS SELECT 'witn.settle(timestamp with time zone,integer)'::text AS f;
 SELECT set_eq($$ SELECT pg_temp.executable('witn_ingest') $$,
               $$ SELECT unnest(ARRAY['witn.current_customer_key()', 'witn.pre_request()']) UNION ALL SELECT f FROM operator_calls $$,
               'witn_ingest executes current_customer_key() (its insert policy) and pre_request() (PostgREST on Citus) only, besides the operator calls that refuse it with a hint');
 SELECT set_eq($$ SELECT pg_temp.executable('witn_operator') $$,
-              $$ SELECT unnest(ARRAY['witn.redeliver(bigint,bigint)', 'witn.verify()', 'witn.storage_of()']) UNION ALL SELECT f FROM operator_calls $$,
-              'witn_operator executes settle, the purges, redeliver and verify');
+              $$ SELECT unnest(ARRAY['witn.redeliver(bigint,bigint)', 'witn.storage_of()',
+                    'witn.settle_as_operator(timestamp with time zone,integer)',
+                    'witn.purge_events(timestamp with time zone,integer)', 'witn.purge_settlement_errors(timestamp with time zone)',
+                    'witn.purge_webhook_deliveries(timestamp with time zone)']) UNION ALL SELECT f FROM operator_calls $$,
+              'witn_operator executes settle (through settle_as_operator), the purges and redeliver');
 SELECT set_eq($$ SELECT pg_temp.executable('witn_customer') $$,
               $$ SELECT unnest(ARRAY['witn.current_customer_key()', 'witn.pre_request()', 'witn.explain(bigint)',
                     'witn.explain_outcome(bigint)', 'witn_api.explain_outcome(bigint)']) UNION ALL SELECT f FROM operator_calls $$,
@@ -183,14 +184,14 @@ SELECT set_eq($$ SELECT pg_temp.executable('witn_admin') $$,
 SELECT set_eq(
     $$ SELECT p.oid::regprocedure::text FROM pg_proc p
         WHERE p.pronamespace IN ('witn'::regnamespace, 'witn_api'::regnamespace) AND p.prosecdef $$,
-    ARRAY['witn.events_apply()', 'witn.settle(timestamp with time zone,integer)',
+    ARRAY['witn.events_apply()', 'witn.settle_as_operator(timestamp with time zone,integer)',
           'witn.replay(bigint)', 'witn.verify()', 'witn.protect_referenced_keys()', 'witn.close_period(date,text)',
           'witn.reverse_outcome(bigint,text)', 'witn.credit_outcome(bigint,numeric,text)',
           'witn.webhook_endpoints_protect()', 'witn.redeliver(bigint,bigint)',
           'witn.simulate(text,timestamp with time zone,timestamp with time zone,witn.condition,interval,text,numeric)',
           'witn.purge_events(timestamp with time zone,integer)', 'witn.purge_settlement_errors(timestamp with time zone)',
           'witn.purge_webhook_deliveries(timestamp with time zone)', 'witn.storage_of()'],
-    'fifteen SECURITY DEFINER functions: the events trigger, settle, replay, verify, simulate and storage_of (on Citus they run on every shard''s node as the owner), the referenced-key guard, close_period, the corrections, redeliver and the purges (nobody writes witn.closed_periods, witn.credit_lines or witn.webhook_deliveries directly, nor deletes events), and the webhook endpoints'' delete guard (it counts the deliveries on every node''s shards)');
+    'fifteen SECURITY DEFINER functions: the events trigger, a witn_operator''s settlement, replay, verify, simulate and storage_of (on Citus they run on every shard''s node as the owner), the referenced-key guard, close_period, the corrections, redeliver and the purges (nobody writes witn.closed_periods, witn.credit_lines or witn.webhook_deliveries directly, nor deletes events), and the webhook endpoints'' delete guard (it counts the deliveries on every node''s shards)');
 SELECT is_empty(
     $$ SELECT p.oid::regprocedure FROM pg_proc p
         WHERE p.pronamespace IN ('witn'::regnamespace, 'witn_api'::regnamespace) AND p.prosecdef
