@@ -489,6 +489,22 @@ else
 fi
 
 # ---- benchmark smoke ----------------------------------------------------------------------------
+# bench_smoke NAME WHAT PATTERN [VAR=VALUE...]: test/bench/NAME.sh --smoke (its own cluster),
+# counted as one bench test; shows the lines of its figures that match PATTERN ("# " dropped).
+bench_smoke() {
+    local name=$1 what=$2 pattern=$3 log=$LOGS/bench-$1.log
+    shift 3
+    if witn_run_bounded 300 "$log" env "$@" bash "test/bench/$name.sh" --smoke; then
+        echo "    $what benchmark (test/bench/$name.sh --smoke): checks passed; smoke figures:"
+        grep -E "$pattern" "$log" | sed 's/^# //' | indent
+        record bench 1 0
+    else
+        echo "    the $what benchmark smoke run FAILED:"
+        show_log "$log" 60
+        record bench 0 1
+        failed "bench: test/bench/$name.sh --smoke failed"
+    fi
+}
 # The figures of a 1/100-scale run mean little; what counts is that every scenario runs and that
 # the benchmark's checks hold (naive and witn agree, verify() is empty, everything due settles).
 section "benchmark smoke (test/bench/run.sh --smoke, its own cluster)"
@@ -509,50 +525,13 @@ else
         record bench 0 1
         failed "bench: test/bench/run.sh --smoke failed"
     fi
-    # Credits and reversals against a plain-SQL baseline (its own cluster).
-    if witn_run_bounded 300 "$LOGS/bench-corrections.log" bash test/bench/corrections.sh --smoke; then
-        echo "    corrections benchmark (test/bench/corrections.sh --smoke): checks passed; smoke figures:"
-        grep -E '^(credits|reversals):' "$LOGS/bench-corrections.log" | indent
-        record bench 1 0
-    else
-        echo "    the corrections benchmark smoke run FAILED:"
-        show_log "$LOGS/bench-corrections.log" 60
-        record bench 0 1
-        failed "bench: test/bench/corrections.sh --smoke failed"
-    fi
-    # Webhook delivery: settlement with an endpoint, a backlog's drain, ingestion while it drains.
-    if witn_run_bounded 300 "$LOGS/bench-webhooks.log" env WITN_PORT_BASE=55432 bash test/bench/webhooks.sh --smoke; then
-        echo "    webhook benchmark (test/bench/webhooks.sh --smoke): checks passed; smoke figures:"
-        grep -E '^# ' "$LOGS/bench-webhooks.log" | sed 's/^# //' | indent
-        record bench 1 0
-    else
-        echo "    the webhook benchmark smoke run FAILED:"
-        show_log "$LOGS/bench-webhooks.log" 60
-        record bench 0 1
-        failed "bench: test/bench/webhooks.sh --smoke failed"
-    fi
-    # What-if: witn.simulate and simulate_summary over a settled history.
-    if witn_run_bounded 300 "$LOGS/bench-simulate.log" bash test/bench/simulate.sh --smoke; then
-        echo "    what-if benchmark (test/bench/simulate.sh --smoke): checks passed; smoke figures:"
-        grep -E '^(history|simulate|draft)' "$LOGS/bench-simulate.log" | indent
-        record bench 1 0
-    else
-        echo "    the what-if benchmark smoke run FAILED:"
-        show_log "$LOGS/bench-simulate.log" 60
-        record bench 0 1
-        failed "bench: test/bench/simulate.sh --smoke failed"
-    fi
-    # Retention: witn.purge_events alone and while events are ingested.
-    if witn_run_bounded 300 "$LOGS/bench-retention.log" bash test/bench/retention.sh --smoke; then
-        echo "    retention benchmark (test/bench/retention.sh --smoke): checks passed; smoke figures:"
-        grep -E '^(history|purge|ingestion|CPU|witn.events:)' "$LOGS/bench-retention.log" | indent
-        record bench 1 0
-    else
-        echo "    the retention benchmark smoke run FAILED:"
-        show_log "$LOGS/bench-retention.log" 60
-        record bench 0 1
-        failed "bench: test/bench/retention.sh --smoke failed"
-    fi
+    # Credits and reversals against a plain-SQL baseline; webhook delivery (settlement with an
+    # endpoint, a backlog's drain, ingestion while it drains); what-if (witn.simulate over a
+    # settled history); retention (witn.purge_events alone and while events are ingested).
+    bench_smoke corrections corrections '^(credits|reversals):'
+    bench_smoke webhooks webhook '^# ' WITN_PORT_BASE=55432
+    bench_smoke simulate what-if '^(history|simulate|draft)'
+    bench_smoke retention retention '^(history|purge|ingestion|CPU|witn.events:)'
     # The Citus benchmark (a cluster of its own against a single node), when Citus is there.
     if ! witn_citus_available; then
         echo "    Citus benchmark skipped: Citus is not installed"
